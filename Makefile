@@ -1,0 +1,57 @@
+# scepca — see README.md. `make run` and `make test` are the quick start.
+GO        ?= go
+DATA      ?= ./data
+DEB_PKGS  := scep certmonger dbus-daemon openssl
+FUZZTIME  ?= 10s
+GOLANGCI  := $(GO) run github.com/golangci/golangci-lint/v2/cmd/golangci-lint
+
+.PHONY: build run test test-go deps cover lint vuln fuzz bench clean
+
+build:
+	$(GO) build -o bin/scepca ./cmd/scepca
+
+run:
+	$(GO) run ./cmd/scepca serve --dev --data $(DATA)
+
+# deps installs the Debian packages the tests drive (real SCEP clients).
+deps:
+	@missing=""; \
+	command -v scepclient >/dev/null 2>&1 || missing="$$missing scep"; \
+	command -v certmonger >/dev/null 2>&1 || missing="$$missing certmonger"; \
+	command -v dbus-run-session >/dev/null 2>&1 || missing="$$missing dbus-daemon"; \
+	command -v openssl >/dev/null 2>&1 || missing="$$missing openssl"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+test: deps
+	SCEPCA_REQUIRE_CLIENTS=1 $(GO) test -race -shuffle=on -count=1 -timeout 12m ./...
+	$(MAKE) fuzz FUZZTIME=5s
+
+cover: deps
+	$(GO) test -coverprofile=cover.out ./... && $(GO) tool cover -func=cover.out | tail -1
+
+lint:
+	@test -z "$$(gofmt -s -l $$(git ls-files '*.go'))" || (gofmt -s -l $$(git ls-files '*.go'); exit 1)
+	$(GO) vet ./...
+	$(GOLANGCI) run ./...
+
+vuln:
+	$(GO) run golang.org/x/vuln/cmd/govulncheck ./...
+
+# fuzz runs every fuzz target briefly (FUZZTIME each).
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+		for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
+			echo "fuzz $$pkg $$f"; \
+			$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+		done; \
+	done
+
+bench: build
+	./bin/scepca bench --compare-scepserver
+
+clean:
+	rm -rf bin cover.out

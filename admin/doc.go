@@ -1,0 +1,6 @@
+// Package admin owns scepca's administration REST API under /api/v1: device
+// integrations (secrets shown once), certificate authorities, and the
+// bearer-token check and JSON problem documents every API response shares.
+// It writes through the store and challenge packages; it never signs
+// certificates itself and imports neither scep nor cmd.
+package admin

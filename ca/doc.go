@@ -1,0 +1,22 @@
+// Package ca is scepca's certificate authority: the key-encryption key that
+// seals private keys at rest, the root / intermediate / RA hierarchy created
+// by Init and loaded by Open, the CSR policy, and the issuance profile of
+// the "management attestation" client certificate (DESIGN.md §2,
+// PROTOCOLS.md §1.3 and §1.8).
+//
+// Issuance is two steps, after boulder's lint-before-sign: Prepare checks
+// the CSR, builds the certificate template and lints it by signing it with
+// a throwaway key; Issue redeems the single-use Token and is the only code
+// path that reaches the real issuing key. Issue records the certificate
+// through store.CertStore.PutCertificate (put-if-absent on the serial, which
+// also completes the SCEP transaction) and writes an audit line before and
+// after signing.
+//
+// What ca must not do: speak SCEP or HTTP, import scep or admin, decide
+// which integration or challenge a request belongs to, or log private keys
+// or the KEK (KEK redacts itself). Private keys never leave the package
+// except through Recipient (the SCEP envelope key) and the explicit root-key
+// export. Errors are wrapped with context; callers match ErrPolicy,
+// ErrNotInitialized, ErrWrongKEK, ErrTokenUsed, ErrRootKeyRemoved and
+// store.ErrExists with errors.Is.
+package ca

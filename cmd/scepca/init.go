@@ -1,0 +1,45 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/scepca/scepca/ca"
+)
+
+// runInit creates the CA hierarchy in an empty data directory without
+// serving; `serve` does the same on first start.
+func runInit(ctx context.Context, args []string, env func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("init", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o dataOptions
+	o.register(fs)
+	publicURL := fs.String("public-url", "", "external base URL, for CRL and OCSP URLs in issued certificates")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := applyEnv(fs, env); err != nil {
+		return err
+	}
+	kek, err := o.loadKEK(env, stderr)
+	if err != nil {
+		return err
+	}
+	st, err := o.openData()
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	a, err := ca.Init(ctx, st, kek, o.caConfig(*publicURL, slog.New(slog.DiscardHandler)))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "created %q\ncreated %q (id %s)\n", a.Root().Subject.CommonName, a.Intermediate().Subject.CommonName, a.IntermediateID())
+	if ra := a.RA(); ra != nil {
+		fmt.Fprintf(stdout, "created RA %q\n", ra.Subject.CommonName)
+	}
+	return nil
+}

@@ -1,0 +1,203 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/scepca/scepca/admin"
+	"github.com/scepca/scepca/challenge"
+	"github.com/scepca/scepca/internal/reqlog"
+	"github.com/scepca/scepca/scep"
+	"github.com/scepca/scepca/store"
+)
+
+// maxBody caps every request body (PROTOCOLS.md §1.1).
+const maxBody = 2 << 20
+
+type serveOptions struct {
+	dataOptions
+	listen    string
+	publicURL string
+	logLevel  string
+}
+
+// devIntegration is what --dev keeps of its default integration so that
+// every `make run` can print a working SCEP URL and secret. Development only.
+type devIntegration struct {
+	ID        string `json:"id"`
+	SCEPURL   string `json:"scepUrl"`
+	SecretKey string `json:"secretKey"`
+}
+
+func runServe(ctx context.Context, args []string, env func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o serveOptions
+	o.register(fs)
+	fs.StringVar(&o.listen, "listen", "127.0.0.1:8080", "address to listen on")
+	fs.StringVar(&o.publicURL, "public-url", "", "external base URL of this server (default http://<listen address>)")
+	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := applyEnv(fs, env); err != nil {
+		return err
+	}
+	log, err := newLogger(stderr, o.logLevel)
+	if err != nil {
+		return err
+	}
+	kek, err := o.loadKEK(env, stderr)
+	if err != nil {
+		return err
+	}
+	st, err := o.openData()
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	ln, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	if o.publicURL == "" {
+		o.publicURL = "http://" + ln.Addr().String()
+	}
+
+	audit := log.With("log", "audit")
+	authority, created, err := initCA(ctx, st, kek, o.caConfig(o.publicURL, audit))
+	if err != nil {
+		return err
+	}
+	if created {
+		fmt.Fprintf(stdout, "initialised %q and %q in %s\n", authority.Root().Subject.CommonName, authority.Intermediate().Subject.CommonName, o.data)
+	}
+	tokenHash, err := adminToken(&o.dataOptions, env, stdout)
+	if err != nil {
+		return err
+	}
+	api, err := admin.New(admin.Config{Store: st, PublicURL: o.publicURL, TokenHashes: [][]byte{tokenHash}, Audit: audit})
+	if err != nil {
+		return err
+	}
+	svc, err := scep.NewService(scep.Config{
+		CA:         authority,
+		Store:      st,
+		Validators: map[string]challenge.Validator{store.ChallengeStatic: challenge.Static{}},
+		Logger:     log,
+	})
+	if err != nil {
+		return err
+	}
+
+	mux := http.NewServeMux()
+	scep.NewHandler(svc).Register(mux)
+	api.Register(mux)
+	handler := reqlog.Middleware(log, nil)(reqlog.Recover(reqlog.LimitBody(maxBody)(mux)))
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+	}
+
+	fmt.Fprintf(stdout, "scepca %s listening on %s (public URL %s)\n", version(), ln.Addr(), o.publicURL)
+	if o.dev {
+		if err := devDefaultIntegration(ctx, &o, api, stdout); err != nil {
+			return err
+		}
+	}
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// adminToken returns the hash of the admin token: SCEPCA_ADMIN_TOKEN, else
+// <data>/admin-token, created (mode 0600) when missing.
+func adminToken(o *dataOptions, env func(string) string, stdout io.Writer) ([]byte, error) {
+	if t := env("SCEPCA_ADMIN_TOKEN"); t != "" {
+		return admin.TokenHash(admin.Token(t)), nil
+	}
+	path := filepath.Join(o.data, "admin-token")
+	t, err := readTrimmed(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		if t, err = randomToken(); err != nil {
+			return nil, err
+		}
+		if err := writeSecretFile(path, t+"\n"); err != nil {
+			return nil, fmt.Errorf("admin token: %w", err)
+		}
+		fmt.Fprintf(stdout, "admin token written to %s (mode 0600)\n", path)
+	} else if err != nil {
+		return nil, fmt.Errorf("admin token: %w", err)
+	}
+	if t == "" {
+		return nil, fmt.Errorf("admin token file %s is empty", path)
+	}
+	return admin.TokenHash(admin.Token(t)), nil
+}
+
+// devDefaultIntegration creates, on the first --dev start, a DESKTOP/STATIC
+// integration and keeps its URL and secret in <data>/dev-integration.json
+// (0600), so every `make run` prints a SCEP URL and secret a client can use
+// at once. Production never stores a secret this way.
+func devDefaultIntegration(ctx context.Context, o *serveOptions, api *admin.API, stdout io.Writer) error {
+	path := filepath.Join(o.data, "dev-integration.json")
+	var d devIntegration
+	b, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		in, err := api.CreateIntegration(ctx, admin.IntegrationRequest{Name: "Default desktop (dev)", Platform: store.PlatformDesktop, ChallengeType: store.ChallengeStatic, Renewal: true})
+		if err != nil {
+			return err
+		}
+		d = devIntegration{ID: in.ID, SCEPURL: in.SCEPURL, SecretKey: in.SecretKey}
+		out, err := json.MarshalIndent(d, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := writeSecretFile(path, string(out)+"\n"); err != nil {
+			return err
+		}
+	case err != nil:
+		return err
+	default:
+		if err := json.Unmarshal(b, &d); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		d.SCEPURL = api.SCEPURL(d.ID)
+	}
+	fmt.Fprintf(stdout, "\nDev integration (DESKTOP, STATIC challenge):\n  SCEP URL:   %s\n  Secret key: %s\n\nTry:\n  scepclient -server-url %s -challenge %s -private-key /tmp/key.pem -certificate /tmp/cert.pem -cn \"alice managementAttestation UDID123\"\n\n", d.SCEPURL, d.SecretKey, d.SCEPURL, d.SecretKey)
+	return nil
+}

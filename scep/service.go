@@ -1,0 +1,397 @@
+package scep
+
+import (
+	"bytes"
+	"context"
+	"crypto/rsa"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/scepca/scepca/ca"
+	"github.com/scepca/scepca/challenge"
+	"github.com/scepca/scepca/internal/cms"
+	"github.com/scepca/scepca/internal/reqlog"
+	"github.com/scepca/scepca/store"
+)
+
+// authority is what the SCEP service needs from the CA.
+type authority interface {
+	Recipient() (*x509.Certificate, *rsa.PrivateKey)
+	Intermediate() *x509.Certificate
+	Chain() []*x509.Certificate
+	Trusts(cert *x509.Certificate) bool
+	Prepare(ctx context.Context, req *ca.Request) (*ca.Token, error)
+	Issue(ctx context.Context, tok *ca.Token) (*x509.Certificate, *store.Certificate, error)
+	CRL(ctx context.Context) ([]byte, error)
+}
+
+// stores is the storage the SCEP service uses.
+type stores interface {
+	GetIntegration(ctx context.Context, id string) (*store.Integration, error)
+	GetCertificate(ctx context.Context, serial string) (*store.Certificate, error)
+	store.TransactionStore
+}
+
+// Config configures a Service.
+type Config struct {
+	CA    authority
+	Store stores
+	// Validators maps a challenge type (store.ChallengeStatic, ...) to its
+	// validator.
+	Validators map[string]challenge.Validator
+	// TransactionTTL is how long transaction records are kept for
+	// idempotent retries; default 7 days (PROTOCOLS.md §1.7).
+	TransactionTTL time.Duration
+	// Lease bounds how long an in-flight transaction blocks a retry (which
+	// gets PENDING meanwhile); default 2 minutes.
+	Lease  time.Duration
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// Service runs SCEP PKIOperations: decrypt, check, challenge, issue, reply.
+type Service struct {
+	ca         authority
+	store      stores
+	validators map[string]challenge.Validator
+	txTTL      time.Duration
+	lease      time.Duration
+	now        func() time.Time
+	log        *slog.Logger
+}
+
+// NewService validates cfg and returns a Service.
+func NewService(cfg Config) (*Service, error) {
+	if cfg.CA == nil || cfg.Store == nil {
+		return nil, errors.New("scep: CA and Store are required")
+	}
+	cert, key := cfg.CA.Recipient()
+	if cert == nil || key == nil {
+		return nil, errors.New("scep: CA has no recipient certificate")
+	}
+	if err := ca.CheckRecipient(cert); err != nil {
+		return nil, fmt.Errorf("scep: %w", err)
+	}
+	s := &Service{
+		ca:         cfg.CA,
+		store:      cfg.Store,
+		validators: cfg.Validators,
+		txTTL:      cfg.TransactionTTL,
+		lease:      cfg.Lease,
+		now:        cfg.Now,
+		log:        cfg.Logger,
+	}
+	if s.txTTL <= 0 {
+		s.txTTL = 7 * 24 * time.Hour
+	}
+	if s.lease <= 0 {
+		s.lease = 2 * time.Minute
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	return s, nil
+}
+
+// PKIOperation answers one pkiMessage with a signed CertRep. It returns an
+// error wrapping errUnparsable when the bytes are not a pkiMessage (the
+// caller answers HTTP 400); every other problem is a signed FAILURE.
+func (s *Service) PKIOperation(ctx context.Context, integ *store.Integration, body []byte) ([]byte, error) {
+	msg, err := ParsePKIMessage(body)
+	if err != nil {
+		return nil, err
+	}
+	ev := reqlog.FromContext(ctx)
+	ev.Add(slog.String(reqlog.KeyMessageType, msg.MessageType.String()), slog.String(reqlog.KeyTransactionID, msg.TransactionID))
+	rep, err := s.handle(ctx, integ, msg)
+	if err != nil {
+		rep = failureReply(ev, err)
+	}
+	ev.Add(slog.String(reqlog.KeyPKIStatus, pkiStatusName(rep.status)))
+	cert, key := s.ca.Recipient()
+	out, err := marshalCertRep(msg, rep, cert, key)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func pkiStatusName(s PKIStatus) string {
+	switch s {
+	case StatusSuccess:
+		return "SUCCESS"
+	case StatusPending:
+		return "PENDING"
+	}
+	return "FAILURE"
+}
+
+func (s *Service) handle(ctx context.Context, integ *store.Integration, msg *PKIMessage) (reply, error) {
+	if _, ok := msg.digest(); !ok {
+		return reply{}, fail(BadAlg, "unsupported_digest", fmt.Errorf("digest %s", msg.DigestOID))
+	}
+	if err := msg.Verify(); err != nil {
+		return reply{}, fail(BadMessageCheck, "bad_signature", err)
+	}
+	if !integ.Enabled {
+		return reply{}, fail(BadRequest, "integration_disabled", nil)
+	}
+	switch msg.MessageType {
+	case PKCSReq, RenewalReq:
+		return s.enroll(ctx, integ, msg)
+	case CertPoll:
+		return s.poll(ctx, integ, msg)
+	case GetCert:
+		return s.getCert(ctx, integ, msg)
+	case GetCRL:
+		return s.getCRL(ctx, integ, msg)
+	}
+	return reply{}, fail(BadRequest, "unknown_message_type", fmt.Errorf("messageType %s", msg.MessageType))
+}
+
+// decrypt opens the request's envelope with the recipient key and enforces
+// the integration's minimum cipher.
+func (s *Service) decrypt(integ *store.Integration, msg *PKIMessage) ([]byte, cms.Params, error) {
+	cert, key := s.ca.Recipient()
+	plain, params, err := cms.Decrypt(msg.Envelope, cert, key)
+	if err != nil {
+		return nil, params, err
+	}
+	if min, ok := minStrength(integ.MinCipher); ok && params.Strength() < min {
+		return nil, params, fail(BadAlg, "cipher_below_minimum", fmt.Errorf("%s below %s", params, integ.MinCipher))
+	}
+	return plain, params, nil
+}
+
+func (s *Service) enroll(ctx context.Context, integ *store.Integration, msg *PKIMessage) (reply, error) {
+	plain, params, err := s.decrypt(integ, msg)
+	if err != nil {
+		return reply{}, err
+	}
+	reqlog.Add(ctx, slog.String(reqlog.KeyCipher, params.String()))
+	csr, password, err := parseCSR(plain)
+	if err != nil {
+		return reply{}, fail(BadRequest, "bad_csr", err)
+	}
+	if err := ca.CheckCSR(csr); err != nil {
+		return reply{}, err
+	}
+	now := s.now()
+	renewal := msg.MessageType == RenewalReq
+	txKey := msg.TransactionID
+	if renewal {
+		if err := s.checkRenewal(ctx, integ, msg.SignerCert, csr, now); err != nil {
+			return reply{}, err
+		}
+		// A renewal is its own transaction per signing certificate: scepclient
+		// reuses the PKCSReq's transactionID (a hash of the same key).
+		txKey = "renewal:" + ca.SerialString(msg.SignerCert.SerialNumber) + ":" + msg.TransactionID
+	} else {
+		reqlog.Add(ctx, slog.String(reqlog.KeyChallenge, integ.ChallengeType))
+	}
+	tx := &store.Transaction{
+		IntegrationID: integ.ID,
+		TransactionID: txKey,
+		PublicKeyHash: publicKeyHash(csr.RawSubjectPublicKeyInfo),
+		State:         store.TxPending,
+		CreatedAt:     now,
+		LeaseUntil:    now.Add(s.lease),
+		ExpiresAt:     now.Add(s.txTTL),
+	}
+	if password != "" {
+		tx.ChallengeHash = hashString(password)
+	}
+	existing, err := s.store.ClaimTransaction(ctx, tx, now)
+	if errors.Is(err, store.ErrExists) {
+		return s.replay(ctx, msg, params, tx, existing)
+	}
+	if err != nil {
+		return reply{}, err
+	}
+	issued := false
+	defer func() {
+		if !issued {
+			// The attempt failed: free the transaction so a corrected retry
+			// starts afresh. WithoutCancel: the client may be gone already.
+			if err := s.store.ReleaseTransaction(context.WithoutCancel(ctx), integ.ID, txKey); err != nil {
+				s.log.WarnContext(ctx, "release transaction", "transaction_id", msg.TransactionID, "error", err)
+			}
+		}
+	}()
+	if !renewal {
+		v := s.validators[integ.ChallengeType]
+		if v == nil {
+			return reply{}, fmt.Errorf("scep: no validator for challenge type %q", integ.ChallengeType)
+		}
+		err := v.Validate(ctx, challenge.Request{
+			Integration:   integ,
+			Password:      challenge.Secret(password),
+			TransactionID: msg.TransactionID,
+			PublicKeyHash: tx.PublicKeyHash,
+			CSR:           csr,
+		})
+		if err != nil {
+			return reply{}, err
+		}
+	}
+	var validity time.Duration
+	if integ.ValidityDays > 0 {
+		validity = time.Duration(integ.ValidityDays) * 24 * time.Hour
+	}
+	tok, err := s.ca.Prepare(ctx, &ca.Request{CSR: csr, IntegrationID: integ.ID, TransactionID: txKey, Validity: validity})
+	if err != nil {
+		return reply{}, err
+	}
+	cert, rec, err := s.ca.Issue(ctx, tok)
+	if err != nil {
+		return reply{}, err
+	}
+	issued = true
+	reqlog.Add(ctx, slog.String(reqlog.KeySerial, rec.Serial))
+	return s.success(msg, params, []*x509.Certificate{cert}, nil)
+}
+
+// replay answers a request whose transaction is already known: the same key
+// after SUCCESS gets the same certificate; an in-flight one gets PENDING.
+func (s *Service) replay(ctx context.Context, msg *PKIMessage, params cms.Params, tx, existing *store.Transaction) (reply, error) {
+	if existing == nil || !bytes.Equal(existing.PublicKeyHash, tx.PublicKeyHash) {
+		return reply{}, fail(BadRequest, "transaction_key_mismatch", nil)
+	}
+	if existing.State != store.TxSuccess {
+		reqlog.Add(ctx, slog.Bool("in_flight", true))
+		return reply{status: StatusPending}, nil
+	}
+	if !bytes.Equal(existing.ChallengeHash, tx.ChallengeHash) {
+		return reply{}, fail(BadRequest, "transaction_challenge_mismatch", nil)
+	}
+	return s.issuedReply(ctx, msg, params, existing.Serial)
+}
+
+func (s *Service) issuedReply(ctx context.Context, msg *PKIMessage, params cms.Params, serial string) (reply, error) {
+	rec, err := s.store.GetCertificate(ctx, serial)
+	if err != nil {
+		return reply{}, fmt.Errorf("scep: certificate of transaction: %w", err)
+	}
+	cert, err := x509.ParseCertificate(rec.DER)
+	if err != nil {
+		return reply{}, fmt.Errorf("scep: stored certificate %s: %w", serial, err)
+	}
+	reqlog.Add(ctx, slog.String(reqlog.KeySerial, rec.Serial), slog.Bool("replayed", true))
+	return s.success(msg, params, []*x509.Certificate{cert}, nil)
+}
+
+// checkRenewal authenticates a RenewalReq by the certificate that signed it
+// (PROTOCOLS.md §1.7): ours, of this integration, current, not revoked or on
+// hold, with the CSR's subject.
+func (s *Service) checkRenewal(ctx context.Context, integ *store.Integration, signer *x509.Certificate, csr *x509.CertificateRequest, now time.Time) error {
+	if !integ.Renewal {
+		return fail(BadRequest, "renewal_disabled", nil)
+	}
+	if !s.ca.Trusts(signer) {
+		return fail(BadRequest, "renewal_untrusted_signer", nil)
+	}
+	rec, err := s.store.GetCertificate(ctx, ca.SerialString(signer.SerialNumber))
+	if errors.Is(err, store.ErrNotFound) {
+		return fail(BadRequest, "renewal_unknown_certificate", err)
+	}
+	if err != nil {
+		return err
+	}
+	switch {
+	case rec.IntegrationID != integ.ID:
+		return fail(BadRequest, "renewal_other_integration", nil)
+	case rec.Status != store.CertIssued:
+		return fail(BadRequest, "renewal_certificate_"+rec.Status, nil)
+	case now.Before(signer.NotBefore) || now.After(signer.NotAfter):
+		return fail(BadRequest, "renewal_certificate_expired", nil)
+	case !bytes.Equal(signer.RawSubject, csr.RawSubject):
+		return fail(BadRequest, "renewal_subject_mismatch", nil)
+	}
+	return nil
+}
+
+// poll answers CertPoll (GetCertInitial) for this message's transaction.
+func (s *Service) poll(ctx context.Context, integ *store.Integration, msg *PKIMessage) (reply, error) {
+	_, params, err := s.decrypt(integ, msg)
+	if err != nil {
+		return reply{}, err
+	}
+	tx, err := s.store.GetTransaction(ctx, integ.ID, msg.TransactionID)
+	if errors.Is(err, store.ErrNotFound) {
+		return reply{}, fail(BadCertID, "unknown_transaction", nil)
+	}
+	if err != nil {
+		return reply{}, err
+	}
+	if tx.State != store.TxSuccess {
+		return reply{status: StatusPending}, nil
+	}
+	return s.issuedReply(ctx, msg, params, tx.Serial)
+}
+
+// getCert answers GetCert: a certificate this integration issued, by issuer
+// and serial.
+func (s *Service) getCert(ctx context.Context, integ *store.Integration, msg *PKIMessage) (reply, error) {
+	ias, params, err := s.issuerAndSerial(integ, msg)
+	if err != nil {
+		return reply{}, err
+	}
+	serial := ca.SerialString(ias.Serial)
+	rec, err := s.store.GetCertificate(ctx, serial)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && rec.IntegrationID != integ.ID) {
+		return reply{}, fail(BadCertID, "unknown_certificate", nil)
+	}
+	if err != nil {
+		return reply{}, err
+	}
+	return s.issuedReply(ctx, msg, params, rec.Serial)
+}
+
+// getCRL answers GetCRL with the current CRL of our intermediate.
+func (s *Service) getCRL(ctx context.Context, integ *store.Integration, msg *PKIMessage) (reply, error) {
+	_, params, err := s.issuerAndSerial(integ, msg)
+	if err != nil {
+		return reply{}, err
+	}
+	crl, err := s.ca.CRL(ctx)
+	if err != nil {
+		return reply{}, err
+	}
+	return s.success(msg, params, nil, [][]byte{crl})
+}
+
+func (s *Service) issuerAndSerial(integ *store.Integration, msg *PKIMessage) (*issuerAndSerial, cms.Params, error) {
+	plain, params, err := s.decrypt(integ, msg)
+	if err != nil {
+		return nil, params, err
+	}
+	ias, err := parseIssuerAndSerial(plain)
+	if err != nil {
+		return nil, params, fail(BadRequest, "bad_issuer_and_serial", err)
+	}
+	if !bytes.Equal(ias.Issuer.FullBytes, s.ca.Intermediate().RawSubject) {
+		return nil, params, fail(BadCertID, "unknown_issuer", nil)
+	}
+	return ias, params, nil
+}
+
+// success wraps certificates and CRLs in a degenerate SignedData encrypted
+// to the requester's signer certificate with the request's own algorithms
+// (never a downgrade; PROTOCOLS.md §1.6).
+func (s *Service) success(msg *PKIMessage, params cms.Params, certs []*x509.Certificate, crls [][]byte) (reply, error) {
+	inner, err := degenerate(certs, crls)
+	if err != nil {
+		return reply{}, err
+	}
+	env, err := cms.Encrypt(inner, msg.SignerCert, params)
+	if err != nil {
+		return reply{}, fmt.Errorf("scep: encrypt reply: %w", err)
+	}
+	return reply{status: StatusSuccess, content: env}, nil
+}

@@ -1,0 +1,157 @@
+package bolt
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	bbolt "go.etcd.io/bbolt"
+
+	"github.com/scepca/scepca/store"
+)
+
+// PutCertificate stores a newly issued certificate durably; store.ErrExists
+// if any certificate already has its serial. When c.TransactionID names a
+// stored transaction of c.IntegrationID, that transaction becomes
+// store.TxSuccess with this serial in the same Update, so a retry never sees
+// a certificate without its transaction or the reverse. A transaction that is
+// already store.TxSuccess keeps its first serial: retries keep getting the
+// certificate they were first answered with. A serial clash writes nothing.
+func (db *DB) PutCertificate(ctx context.Context, c *store.Certificate) error {
+	if c.Serial == "" {
+		return fmt.Errorf("bolt: put certificate: empty serial")
+	}
+	err := db.update(ctx, func(tx *bbolt.Tx) error {
+		certs := tx.Bucket(bucketCerts)
+		if certs.Get([]byte(c.Serial)) != nil {
+			return store.ErrExists
+		}
+		if err := put(certs, []byte(c.Serial), c); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketCertsByIssued).Put(issuedKey(c.IssuedAt, c.Serial), []byte{}); err != nil {
+			return err
+		}
+		if c.TransactionID == "" {
+			return nil
+		}
+		return completeTransaction(tx.Bucket(bucketTransactions), c)
+	})
+	if err != nil {
+		return fmt.Errorf("bolt: put certificate %s: %w", c.Serial, err)
+	}
+	return nil
+}
+
+// completeTransaction marks the transaction of c (if stored and not yet
+// complete) as store.TxSuccess with c's serial.
+func completeTransaction(b *bbolt.Bucket, c *store.Certificate) error {
+	key, ok := txKey(c.IntegrationID, c.TransactionID)
+	if !ok {
+		return nil
+	}
+	var t store.Transaction
+	switch err := get(b, key, &t); {
+	case errors.Is(err, store.ErrNotFound):
+		return nil
+	case err != nil:
+		return fmt.Errorf("transaction %q: %w", c.TransactionID, err)
+	case t.State == store.TxSuccess:
+		return nil
+	}
+	t.State = store.TxSuccess
+	t.Serial = c.Serial
+	return put(b, key, &t)
+}
+
+// issuedKey orders the certificate index by IssuedAt, then serial: the sign
+// bit of the Unix seconds is flipped so that big-endian byte order is
+// numeric order for every time, the zero time included.
+func issuedKey(at time.Time, serial string) []byte {
+	k := make([]byte, 12, 12+len(serial))
+	binary.BigEndian.PutUint64(k, uint64(at.Unix())^(1<<63))
+	binary.BigEndian.PutUint32(k[8:], uint32(at.Nanosecond()))
+	return append(k, serial...)
+}
+
+// GetCertificate returns the certificate serial; store.ErrNotFound if absent.
+func (db *DB) GetCertificate(ctx context.Context, serial string) (*store.Certificate, error) {
+	var c store.Certificate
+	err := db.view(ctx, func(tx *bbolt.Tx) error {
+		return get(tx.Bucket(bucketCerts), []byte(serial), &c)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bolt: get certificate %s: %w", serial, err)
+	}
+	return &c, nil
+}
+
+// ListCertificates returns the certificates matching f, newest IssuedAt
+// first (ties by serial, descending), at most f.Limit of them when
+// f.Limit > 0. It reads in one transaction, so the list is a snapshot.
+func (db *DB) ListCertificates(ctx context.Context, f store.CertFilter) ([]*store.Certificate, error) {
+	var out []*store.Certificate
+	err := db.view(ctx, func(tx *bbolt.Tx) error {
+		certs := tx.Bucket(bucketCerts)
+		cur := tx.Bucket(bucketCertsByIssued).Cursor()
+		for k, _ := cur.Last(); k != nil; k, _ = cur.Prev() {
+			if f.Limit > 0 && len(out) >= f.Limit {
+				return nil
+			}
+			serial := string(k[12:])
+			c := new(store.Certificate)
+			if err := get(certs, []byte(serial), c); err != nil {
+				return fmt.Errorf("index entry %s: %w", serial, err)
+			}
+			if matches(f, c) {
+				out = append(out, c)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bolt: list certificates: %w", err)
+	}
+	return out, nil
+}
+
+func matches(f store.CertFilter, c *store.Certificate) bool {
+	return (f.IntegrationID == "" || f.IntegrationID == c.IntegrationID) &&
+		(f.CAID == "" || f.CAID == c.CAID) &&
+		(f.Status == "" || f.Status == c.Status)
+}
+
+// UpdateCertificateStatus sets the status, revocation time and reason of the
+// certificate serial; store.ErrNotFound if absent.
+func (db *DB) UpdateCertificateStatus(ctx context.Context, serial, status string, at time.Time, reason int) error {
+	err := db.update(ctx, func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketCerts)
+		var c store.Certificate
+		if err := get(b, []byte(serial), &c); err != nil {
+			return err
+		}
+		c.Status = status
+		c.RevokedAt = at
+		c.RevocationReason = reason
+		return put(b, []byte(serial), &c)
+	})
+	if err != nil {
+		return fmt.Errorf("bolt: update certificate status %s: %w", serial, err)
+	}
+	return nil
+}
+
+// CountCertificates returns how many certificates are stored.
+func (db *DB) CountCertificates(ctx context.Context) (int, error) {
+	var n int
+	err := db.view(ctx, func(tx *bbolt.Tx) error {
+		n = tx.Bucket(bucketCerts).Stats().KeyN
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("bolt: count certificates: %w", err)
+	}
+	return n, nil
+}

@@ -1,0 +1,245 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Sentinel errors every backend returns (wrapped with context). Callers match
+// them with errors.Is.
+var (
+	// ErrNotFound: the record does not exist (or a one-time value was never minted).
+	ErrNotFound = errors.New("store: not found")
+	// ErrExists: a put-if-absent found the key already present.
+	ErrExists = errors.New("store: already exists")
+	// ErrExpired: a one-time value exists but its expiry has passed.
+	ErrExpired = errors.New("store: expired")
+	// ErrUsed: a one-time value was already consumed.
+	ErrUsed = errors.New("store: already used")
+	// ErrConflict: a compare-and-swap lost against a concurrent writer.
+	ErrConflict = errors.New("store: conflict")
+)
+
+// Platform of an integration.
+const (
+	PlatformDesktop = "DESKTOP"
+	PlatformIOS     = "IOS"
+	PlatformAndroid = "ANDROID"
+)
+
+// Challenge types of a desktop integration.
+const (
+	ChallengeStatic  = "STATIC"
+	ChallengeDynamic = "DYNAMIC"
+	ChallengeIntune  = "INTUNE"
+)
+
+// GetCACert answer forms (PROTOCOLS.md §1.3).
+const (
+	CAChainIssuer         = "issuer"
+	CAChainIssuerAndChain = "issuerAndChain"
+)
+
+// Integration is one device integration: one SCEP endpoint with its challenge.
+type Integration struct {
+	ID            string    `json:"id"`
+	Name          string    `json:"name"`
+	Platform      string    `json:"platform"`
+	ChallengeType string    `json:"challengeType"`
+	Enabled       bool      `json:"enabled"`
+	CreatedAt     time.Time `json:"createdAt"`
+	UpdatedAt     time.Time `json:"updatedAt"`
+
+	// SecretHash is the salted hash of the static challenge secret
+	// (see challenge.HashSecret); the secret itself is never stored.
+	SecretHash []byte `json:"secretHash,omitempty"`
+
+	// CAChain selects the GetCACert answer: CAChainIssuer (default) or CAChainIssuerAndChain.
+	CAChain string `json:"caChain,omitempty"`
+	// Renewal allows RenewalReq signed by a certificate this integration issued.
+	Renewal bool `json:"renewal,omitempty"`
+	// MinCipher refuses weaker content encryption: "" or "des" (all), "3des", "aes".
+	MinCipher string `json:"minCipher,omitempty"`
+	// ValidityDays overrides the server's certificate validity when > 0.
+	ValidityDays int `json:"validityDays,omitempty"`
+}
+
+// Certificate status values.
+const (
+	CertIssued  = "ISSUED"
+	CertRevoked = "REVOKED"
+	CertOnHold  = "ON_HOLD"
+)
+
+// Certificate is the record of one issued certificate. Serial is the
+// canonical key: uppercase hexadecimal without leading zeros.
+type Certificate struct {
+	Serial        string    `json:"serial"`
+	CAID          string    `json:"caId"`
+	IntegrationID string    `json:"integrationId"`
+	TransactionID string    `json:"transactionId,omitempty"`
+	Subject       string    `json:"subject"`
+	User          string    `json:"user,omitempty"`
+	DeviceID      string    `json:"deviceId,omitempty"`
+	NotBefore     time.Time `json:"notBefore"`
+	NotAfter      time.Time `json:"notAfter"`
+	IssuedAt      time.Time `json:"issuedAt"`
+	// PublicKeyHash is SHA-256 of the certificate's SubjectPublicKeyInfo DER.
+	PublicKeyHash []byte `json:"publicKeyHash"`
+	DER           []byte `json:"der"`
+
+	Status           string    `json:"status"`
+	RevokedAt        time.Time `json:"revokedAt,omitzero"`
+	RevocationReason int       `json:"revocationReason,omitempty"`
+}
+
+// CertFilter selects certificates in ListCertificates; zero fields match all.
+type CertFilter struct {
+	IntegrationID string
+	CAID          string
+	Status        string
+	Limit         int
+}
+
+// Transaction states (RFC 8894 pkiStatus as seen by a retrying client).
+const (
+	TxPending = "PENDING"
+	TxSuccess = "SUCCESS"
+)
+
+// Transaction records one SCEP transaction, keyed by (IntegrationID,
+// TransactionID), so that a retry with the same key gets the same certificate
+// (PROTOCOLS.md §1.7).
+type Transaction struct {
+	IntegrationID string `json:"integrationId"`
+	TransactionID string `json:"transactionId"`
+	// PublicKeyHash is SHA-256 of the CSR's SubjectPublicKeyInfo DER.
+	PublicKeyHash []byte `json:"publicKeyHash"`
+	// ChallengeHash is SHA-256 of the challenge password the request carried.
+	ChallengeHash []byte    `json:"challengeHash,omitempty"`
+	State         string    `json:"state"`
+	Serial        string    `json:"serial,omitempty"`
+	CreatedAt     time.Time `json:"createdAt"`
+	// LeaseUntil bounds a PENDING claim: after it a retry may take the
+	// transaction over (the claimant crashed).
+	LeaseUntil time.Time `json:"leaseUntil,omitzero"`
+	// ExpiresAt is when the record may be swept.
+	ExpiresAt time.Time `json:"expiresAt"`
+}
+
+// CA roles.
+const (
+	RoleRoot         = "ROOT"
+	RoleIntermediate = "INTERMEDIATE"
+	RoleRA           = "RA"
+)
+
+// CA is a certificate authority (or RA) certificate with its private key
+// encrypted under the key-encryption key. KeyCiphertext is empty when the
+// key is kept offline (the root after export).
+type CA struct {
+	ID            string    `json:"id"`
+	Role          string    `json:"role"`
+	Subject       string    `json:"subject"`
+	CertDER       []byte    `json:"certDer"`
+	KeyCiphertext []byte    `json:"keyCiphertext,omitempty"`
+	Active        bool      `json:"active"`
+	CreatedAt     time.Time `json:"createdAt"`
+}
+
+// OneTime is a single-use value with an expiry: a dynamic challenge or an
+// attestation nonce. Key is what the presenter proves knowledge of, usually
+// a hash of the secret value.
+type OneTime struct {
+	Key       string    `json:"key"`
+	Owner     string    `json:"owner,omitempty"`
+	Data      []byte    `json:"data,omitempty"`
+	CreatedAt time.Time `json:"createdAt"`
+	ExpiresAt time.Time `json:"expiresAt"`
+	UsedAt    time.Time `json:"usedAt,omitzero"`
+}
+
+// Kinds of one-time values; each is its own namespace.
+const (
+	KindChallenge = "challenge"
+	KindNonce     = "nonce"
+)
+
+// IntegrationStore keeps device integrations.
+type IntegrationStore interface {
+	// CreateIntegration stores a new integration; ErrExists if the ID is taken.
+	CreateIntegration(ctx context.Context, in *Integration) error
+	// UpdateIntegration replaces an existing integration; ErrNotFound if absent.
+	UpdateIntegration(ctx context.Context, in *Integration) error
+	GetIntegration(ctx context.Context, id string) (*Integration, error)
+	ListIntegrations(ctx context.Context) ([]*Integration, error)
+	DeleteIntegration(ctx context.Context, id string) error
+}
+
+// CAStore keeps CA, intermediate and RA certificates with their encrypted keys.
+type CAStore interface {
+	// CreateCA stores a new CA record; ErrExists if the ID is taken.
+	CreateCA(ctx context.Context, c *CA) error
+	UpdateCA(ctx context.Context, c *CA) error
+	GetCA(ctx context.Context, id string) (*CA, error)
+	ListCAs(ctx context.Context) ([]*CA, error)
+}
+
+// CertStore keeps issued certificates.
+type CertStore interface {
+	// PutCertificate stores a newly issued certificate durably. The serial is
+	// put-if-absent: ErrExists if any certificate already has it (the caller
+	// picks a new serial). When c.TransactionID is set and the transaction
+	// (c.IntegrationID, c.TransactionID) exists, it is marked TxSuccess with
+	// this serial in the same atomic write.
+	PutCertificate(ctx context.Context, c *Certificate) error
+	GetCertificate(ctx context.Context, serial string) (*Certificate, error)
+	ListCertificates(ctx context.Context, f CertFilter) ([]*Certificate, error)
+	// UpdateCertificateStatus sets status, revokedAt and reason; ErrNotFound if absent.
+	UpdateCertificateStatus(ctx context.Context, serial, status string, at time.Time, reason int) error
+	// CountCertificates returns how many certificates are stored.
+	CountCertificates(ctx context.Context) (int, error)
+}
+
+// TransactionStore keeps SCEP transactions for idempotent retries.
+type TransactionStore interface {
+	// ClaimTransaction stores tx (State TxPending, LeaseUntil set) if no
+	// record for its key exists, or if the existing one is TxPending with
+	// LeaseUntil <= now. It returns (nil, nil) when the caller now owns the
+	// transaction, else the existing record and ErrExists. Among concurrent
+	// claimants exactly one wins.
+	ClaimTransaction(ctx context.Context, tx *Transaction, now time.Time) (*Transaction, error)
+	GetTransaction(ctx context.Context, integrationID, transactionID string) (*Transaction, error)
+	// ReleaseTransaction deletes a TxPending record (the attempt failed, so a
+	// retry starts afresh); records in other states are kept.
+	ReleaseTransaction(ctx context.Context, integrationID, transactionID string) error
+	// SweepTransactions deletes records with ExpiresAt <= now and returns how many.
+	SweepTransactions(ctx context.Context, now time.Time) (int, error)
+}
+
+// OneTimeStore keeps single-use values (dynamic challenges, nonces).
+type OneTimeStore interface {
+	// PutOneTime stores v under (kind, v.Key); ErrExists if present.
+	PutOneTime(ctx context.Context, kind string, v *OneTime) error
+	// ConsumeOneTime marks (kind, key) used at now and returns it. Exactly
+	// one of many concurrent callers succeeds; the others get ErrUsed.
+	// ErrNotFound if never stored (or swept); ErrExpired if ExpiresAt <= now.
+	ConsumeOneTime(ctx context.Context, kind, key string, now time.Time) (*OneTime, error)
+	GetOneTime(ctx context.Context, kind, key string) (*OneTime, error)
+	// CountOneTime counts unused, unexpired values of kind owned by owner.
+	CountOneTime(ctx context.Context, kind, owner string, now time.Time) (int, error)
+	// SweepOneTime deletes values of kind with ExpiresAt <= now, and returns how many.
+	SweepOneTime(ctx context.Context, kind string, now time.Time) (int, error)
+}
+
+// Store is the whole storage contract; each backend implements it and runs
+// store/storetest. Consumers accept only the roles they use.
+type Store interface {
+	IntegrationStore
+	CAStore
+	CertStore
+	TransactionStore
+	OneTimeStore
+	Close() error
+}

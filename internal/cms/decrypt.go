@@ -12,6 +12,7 @@ import (
 	"crypto/subtle"
 	"crypto/x509"
 	"encoding/asn1"
+	"errors"
 	"fmt"
 	"math/big"
 
@@ -89,10 +90,11 @@ func (a algorithmIdentifier) absentOrNull() bool {
 // padding yields a random content key and so, almost always, an ErrDecrypt from
 // the content decryption; in about one case in 256 for CBC ciphers it yields
 // garbage plaintext and no error, which the caller's parse of the content catches.
-// See RFC 5652, Section 6, and RFC 3218.
+// A nil or non-RSA key is the caller's mistake and wraps neither sentinel. See RFC
+// 5652, Section 6, and RFC 3218.
 func Decrypt(envelope []byte, cert *x509.Certificate, key crypto.Decrypter) ([]byte, Params, error) {
 	if key == nil {
-		return nil, Params{}, fmt.Errorf("cms: no decryption key")
+		return nil, Params{}, errors.New("cms: no decryption key")
 	}
 	env, err := parseEnvelope(envelope)
 	if err != nil {

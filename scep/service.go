@@ -3,8 +3,10 @@ package scep
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -207,6 +209,9 @@ func (s *Service) enroll(ctx context.Context, integ *store.Integration, msg *PKI
 	if password != "" {
 		tx.ChallengeHash = hashString(password)
 	}
+	if tx.Claim, err = newClaim(); err != nil {
+		return reply{}, err
+	}
 	existing, err := s.store.ClaimTransaction(ctx, tx, now)
 	if errors.Is(err, store.ErrExists) {
 		return s.replay(ctx, msg, params, tx, existing)
@@ -219,7 +224,7 @@ func (s *Service) enroll(ctx context.Context, integ *store.Integration, msg *PKI
 		if !issued {
 			// The attempt failed: free the transaction so a corrected retry
 			// starts afresh. WithoutCancel: the client may be gone already.
-			if err := s.store.ReleaseTransaction(context.WithoutCancel(ctx), integ.ID, txKey); err != nil {
+			if err := s.store.ReleaseTransaction(context.WithoutCancel(ctx), integ.ID, txKey, tx.Claim); err != nil {
 				s.log.WarnContext(ctx, "release transaction", "transaction_id", msg.TransactionID, "error", err)
 			}
 		}
@@ -255,6 +260,15 @@ func (s *Service) enroll(ctx context.Context, integ *store.Integration, msg *PKI
 	issued = true
 	reqlog.Add(ctx, slog.String(reqlog.KeySerial, rec.Serial))
 	return s.success(msg, params, []*x509.Certificate{cert}, nil)
+}
+
+// newClaim returns a random claim token for a transaction.
+func newClaim() (string, error) {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(b), nil
 }
 
 // replay answers a request whose transaction is already known: the same key

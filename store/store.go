@@ -126,6 +126,10 @@ type Transaction struct {
 	LeaseUntil time.Time `json:"leaseUntil,omitzero"`
 	// ExpiresAt is when the record may be swept.
 	ExpiresAt time.Time `json:"expiresAt"`
+	// Claim is a random token chosen by the claimant, so that a claimant
+	// whose lease ran out cannot release the claim of the one that took the
+	// transaction over.
+	Claim string `json:"claim,omitempty"`
 }
 
 // CA roles.
@@ -211,9 +215,10 @@ type TransactionStore interface {
 	// claimants exactly one wins.
 	ClaimTransaction(ctx context.Context, tx *Transaction, now time.Time) (*Transaction, error)
 	GetTransaction(ctx context.Context, integrationID, transactionID string) (*Transaction, error)
-	// ReleaseTransaction deletes a TxPending record (the attempt failed, so a
-	// retry starts afresh); records in other states are kept.
-	ReleaseTransaction(ctx context.Context, integrationID, transactionID string) error
+	// ReleaseTransaction deletes a TxPending record whose Claim equals claim
+	// (the attempt failed, so a retry starts afresh); records in other states
+	// or held by another claim are kept.
+	ReleaseTransaction(ctx context.Context, integrationID, transactionID, claim string) error
 	// SweepTransactions deletes records with ExpiresAt <= now and returns how many.
 	SweepTransactions(ctx context.Context, now time.Time) (int, error)
 }

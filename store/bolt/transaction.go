@@ -77,10 +77,11 @@ func (db *DB) GetTransaction(ctx context.Context, integrationID, transactionID s
 	return &t, nil
 }
 
-// ReleaseTransaction deletes the transaction if it is store.TxPending, so a
-// retry starts afresh. Records in other states are kept, and an absent
-// record is not an error: either way there is nothing to release.
-func (db *DB) ReleaseTransaction(ctx context.Context, integrationID, transactionID string) error {
+// ReleaseTransaction deletes the transaction if it is store.TxPending and
+// held by claim, so a retry starts afresh. Records in other states or held
+// by another claim are kept, and an absent record is not an error: either
+// way there is nothing to release.
+func (db *DB) ReleaseTransaction(ctx context.Context, integrationID, transactionID, claim string) error {
 	err := db.update(ctx, func(tx *bbolt.Tx) error {
 		key, ok := txKey(integrationID, transactionID)
 		if !ok {
@@ -93,7 +94,7 @@ func (db *DB) ReleaseTransaction(ctx context.Context, integrationID, transaction
 			return nil
 		case err != nil:
 			return err
-		case t.State != store.TxPending:
+		case t.State != store.TxPending, t.Claim != claim:
 			return nil
 		}
 		return b.Delete(key)

@@ -149,7 +149,7 @@ func testCanceledContext(t *testing.T, s store.Store) {
 			_, err := s.GetTransaction(ctx, "int-seed", "tx-seed")
 			return err
 		}},
-		{call("ReleaseTransaction", "int-seed", "tx-seed"), func() error { return s.ReleaseTransaction(ctx, "int-seed", "tx-seed") }},
+		{call("ReleaseTransaction", "int-seed", "tx-seed"), func() error { return s.ReleaseTransaction(ctx, "int-seed", "tx-seed", "claim-tx-seed") }},
 		{call("SweepTransactions", later), func() error { _, err := s.SweepTransactions(ctx, later); return err }},
 		{call("PutOneTime", store.KindChallenge, "new"), func() error {
 			return s.PutOneTime(ctx, store.KindChallenge, oneTime("new", "int-seed", t0.Add(time.Hour)))

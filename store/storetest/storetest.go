@@ -172,6 +172,7 @@ func transaction(integrationID, transactionID string) *store.Transaction {
 		CreatedAt:     t0,
 		LeaseUntil:    t0.Add(time.Minute),
 		ExpiresAt:     t0.Add(7 * 24 * time.Hour),
+		Claim:         "claim-" + transactionID,
 	}
 }
 

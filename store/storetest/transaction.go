@@ -165,11 +165,18 @@ func testReleaseTransaction(t *testing.T, s store.Store) {
 	pending := transaction("int-1", "tx-failed")
 	_, err := s.ClaimTransaction(ctx, pending, t0)
 	must(t, call("ClaimTransaction", "tx-failed", t0), err)
-	must(t, call("ReleaseTransaction", "int-1", "tx-failed"), s.ReleaseTransaction(ctx, "int-1", "tx-failed"))
+	// A stale claimant (its lease ran out and another took over) cannot
+	// release a claim that is not its own.
+	must(t, call("ReleaseTransaction", "int-1", "tx-failed", "stale"), s.ReleaseTransaction(ctx, "int-1", "tx-failed", "stale"))
+	if _, err := s.GetTransaction(ctx, "int-1", "tx-failed"); err != nil {
+		t.Errorf("GetTransaction(%q, %q) after a release by another claim = %v, want the record kept", "int-1", "tx-failed", err)
+	}
+	must(t, call("ReleaseTransaction", "int-1", "tx-failed"), s.ReleaseTransaction(ctx, "int-1", "tx-failed", pending.Claim))
 	_, err = s.GetTransaction(ctx, "int-1", "tx-failed")
 	wantErr(t, call("GetTransaction", "int-1", "tx-failed")+" after release", err, store.ErrNotFound)
 	retry := transaction("int-1", "tx-failed")
 	retry.PublicKeyHash = []byte("retry")
+	retry.Claim = "claim-retry"
 	now := t0.Add(time.Second)
 	existing, err := s.ClaimTransaction(ctx, retry, now)
 	if existing != nil || err != nil {
@@ -184,7 +191,7 @@ func testReleaseTransaction(t *testing.T, s store.Store) {
 	c := certificate("D0")
 	c.IntegrationID, c.TransactionID = done.IntegrationID, done.TransactionID
 	must(t, call("PutCertificate", c.Serial), s.PutCertificate(ctx, c))
-	must(t, call("ReleaseTransaction", "int-1", "tx-done"), s.ReleaseTransaction(ctx, "int-1", "tx-done"))
+	must(t, call("ReleaseTransaction", "int-1", "tx-done"), s.ReleaseTransaction(ctx, "int-1", "tx-done", done.Claim))
 	got, err := s.GetTransaction(ctx, "int-1", "tx-done")
 	must(t, call("GetTransaction", "int-1", "tx-done")+" after releasing a SUCCESS record", err)
 	if got.State != store.TxSuccess || got.Serial != "D0" {
@@ -195,7 +202,7 @@ func testReleaseTransaction(t *testing.T, s store.Store) {
 	other := transaction("int-2", "tx-failed")
 	_, err = s.ClaimTransaction(ctx, other, t0)
 	must(t, call("ClaimTransaction", "tx-failed", t0), err)
-	must(t, call("ReleaseTransaction", "int-1", "tx-failed"), s.ReleaseTransaction(ctx, "int-1", "tx-failed"))
+	must(t, call("ReleaseTransaction", "int-1", "tx-failed"), s.ReleaseTransaction(ctx, "int-1", "tx-failed", retry.Claim))
 	if _, err := s.GetTransaction(ctx, "int-2", "tx-failed"); err != nil {
 		t.Errorf("GetTransaction(%q, %q) after releasing int-1's = %v, want nil", "int-2", "tx-failed", err)
 	}

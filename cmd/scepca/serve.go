@@ -30,6 +30,8 @@ type serveOptions struct {
 	listen    string
 	publicURL string
 	logLevel  string
+	validity  time.Duration
+	jitter    time.Duration
 }
 
 // devIntegration is what --dev keeps of its default integration so that
@@ -48,6 +50,8 @@ func runServe(ctx context.Context, args []string, env func(string) string, stdou
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:8080", "address to listen on")
 	fs.StringVar(&o.publicURL, "public-url", "", "external base URL of this server (default http://<listen address>)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.DurationVar(&o.validity, "cert-validity", 365*24*time.Hour, "validity of issued certificates (integrations may override in days)")
+	fs.DurationVar(&o.jitter, "cert-jitter", 0, "shorten each certificate's NotAfter by a random amount up to this, to spread renewals (at most half the validity)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -78,7 +82,12 @@ func runServe(ctx context.Context, args []string, env func(string) string, stdou
 	}
 
 	audit := log.With("log", "audit")
-	authority, created, err := initCA(ctx, st, kek, o.caConfig(o.publicURL, audit))
+	caCfg := o.caConfig(o.publicURL, audit)
+	caCfg.Validity, caCfg.Jitter = o.validity, o.jitter
+	if err := caCfg.Validate(); err != nil {
+		return err
+	}
+	authority, created, err := initCA(ctx, st, kek, caCfg)
 	if err != nil {
 		return err
 	}
@@ -198,6 +207,6 @@ func devDefaultIntegration(ctx context.Context, o *serveOptions, api *admin.API,
 		}
 		d.SCEPURL = api.SCEPURL(d.ID)
 	}
-	fmt.Fprintf(stdout, "\nDev integration (DESKTOP, STATIC challenge):\n  SCEP URL:   %s\n  Secret key: %s\n\nTry:\n  scepclient -server-url %s -challenge %s -private-key /tmp/key.pem -certificate /tmp/cert.pem -cn \"alice managementAttestation UDID123\"\n\n", d.SCEPURL, d.SecretKey, d.SCEPURL, d.SecretKey)
+	fmt.Fprintf(stdout, "\nDev integration (DESKTOP, STATIC challenge):\n  SCEP URL:   %s\n  Secret key: %s\n\nTry, in a fresh directory:\n  scepclient -server-url %s -challenge %s -private-key key.pem -certificate cert.pem -cn \"alice managementAttestation UDID123\"\n\n", d.SCEPURL, d.SecretKey, d.SCEPURL, d.SecretKey)
 	return nil
 }

@@ -63,6 +63,17 @@ type Integration struct {
 	MinCipher string `json:"minCipher,omitempty"`
 	// ValidityDays overrides the server's certificate validity when > 0.
 	ValidityDays int `json:"validityDays,omitempty"`
+
+	// Dynamic challenges (ChallengeDynamic). Username is the challenge
+	// page's HTTP Basic user; the password's hash is SecretHash.
+	Username string `json:"username,omitempty"`
+	// ChallengeTTLMinutes is a challenge's lifetime; 0 means 60.
+	ChallengeTTLMinutes int `json:"challengeTtlMinutes,omitempty"`
+	// MaxOutstanding bounds unused, unexpired challenges; 0 means 1000.
+	MaxOutstanding int `json:"maxOutstanding,omitempty"`
+	// NDESEncoding serves the challenge page byte-compatible with NDES:
+	// UTF-16LE without BOM and without a charset parameter.
+	NDESEncoding bool `json:"ndesEncoding,omitempty"`
 }
 
 // Certificate status values.
@@ -162,6 +173,9 @@ type OneTime struct {
 	CreatedAt time.Time `json:"createdAt"`
 	ExpiresAt time.Time `json:"expiresAt"`
 	UsedAt    time.Time `json:"usedAt,omitzero"`
+	// Binding identifies who redeemed the value (RedeemOneTime), e.g. a
+	// hash of the SCEP transaction that presented a challenge.
+	Binding []byte `json:"binding,omitempty"`
 }
 
 // Kinds of one-time values; each is its own namespace.
@@ -231,6 +245,11 @@ type OneTimeStore interface {
 	// one of many concurrent callers succeeds; the others get ErrUsed.
 	// ErrNotFound if never stored (or swept); ErrExpired if ExpiresAt <= now.
 	ConsumeOneTime(ctx context.Context, kind, key string, now time.Time) (*OneTime, error)
+	// RedeemOneTime is ConsumeOneTime for a value bound to its redeemer: the
+	// first caller marks it used with binding; a later call with the same
+	// non-empty binding succeeds again (a retry of the same transaction),
+	// any other gets ErrUsed. Exactly one binding ever wins.
+	RedeemOneTime(ctx context.Context, kind, key string, binding []byte, now time.Time) (*OneTime, error)
 	GetOneTime(ctx context.Context, kind, key string) (*OneTime, error)
 	// CountOneTime counts unused, unexpired values of kind owned by owner.
 	CountOneTime(ctx context.Context, kind, owner string, now time.Time) (int, error)

@@ -65,6 +65,14 @@ func (db *DB) PutOneTime(ctx context.Context, kind string, v *store.OneTime) err
 // consumed, whether or not it has expired since; else store.ErrExpired if
 // ExpiresAt <= now.
 func (db *DB) ConsumeOneTime(ctx context.Context, kind, key string, now time.Time) (*store.OneTime, error) {
+	return db.RedeemOneTime(ctx, kind, key, nil, now)
+}
+
+// RedeemOneTime is ConsumeOneTime with a binding: the first redeemer marks
+// the value used with binding, and the same non-empty binding may redeem it
+// again (even after expiry, until it is swept). Check and mark are one
+// Update, so exactly one binding wins among concurrent callers.
+func (db *DB) RedeemOneTime(ctx context.Context, kind, key string, binding []byte, now time.Time) (*store.OneTime, error) {
 	k, err := oneTimeKey(kind, key)
 	if err != nil {
 		return nil, fmt.Errorf("bolt: consume %s: %w", kind, err)
@@ -76,12 +84,15 @@ func (db *DB) ConsumeOneTime(ctx context.Context, kind, key string, now time.Tim
 			return err
 		}
 		switch {
+		case !v.UsedAt.IsZero() && len(binding) > 0 && bytes.Equal(v.Binding, binding):
+			return nil
 		case !v.UsedAt.IsZero():
 			return store.ErrUsed
 		case !v.ExpiresAt.After(now):
 			return store.ErrExpired
 		}
 		v.UsedAt = now
+		v.Binding = binding
 		return put(b, k, &v)
 	})
 	if err != nil {

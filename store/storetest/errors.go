@@ -158,6 +158,10 @@ func testCanceledContext(t *testing.T, s store.Store) {
 			_, err := s.ConsumeOneTime(ctx, store.KindChallenge, "seed", t0)
 			return err
 		}},
+		{call("RedeemOneTime", store.KindChallenge, "seed", t0), func() error {
+			_, err := s.RedeemOneTime(ctx, store.KindChallenge, "seed", []byte("tx"), t0)
+			return err
+		}},
 		{call("GetOneTime", store.KindChallenge, "seed"), func() error {
 			_, err := s.GetOneTime(ctx, store.KindChallenge, "seed")
 			return err

@@ -249,3 +249,64 @@ func testSweepOneTime(t *testing.T, s store.Store) {
 		t.Errorf("SweepOneTime(%q, %v) = %d, %v, want 1, nil", store.KindNonce, now, n, err)
 	}
 }
+
+func testRedeemOneTime(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	must(t, call("PutOneTime", store.KindChallenge, "r1"), s.PutOneTime(ctx, store.KindChallenge, oneTime("r1", "int-1", t0.Add(5*time.Minute))))
+	a, b := []byte("tx-a"), []byte("tx-b")
+	at := t0.Add(time.Minute)
+	got, err := s.RedeemOneTime(ctx, store.KindChallenge, "r1", a, at)
+	must(t, call("RedeemOneTime", "r1", "tx-a", at), err)
+	if string(got.Binding) != "tx-a" || !got.UsedAt.Equal(at) {
+		t.Errorf("%s = binding %q used %v, want %q at %v", call("RedeemOneTime", "r1", "tx-a", at), got.Binding, got.UsedAt, a, at)
+	}
+	// The same redeemer may retry, even after expiry (until swept).
+	for _, when := range []time.Time{t0.Add(2 * time.Minute), t0.Add(time.Hour)} {
+		_, err := s.RedeemOneTime(ctx, store.KindChallenge, "r1", a, when)
+		must(t, call("RedeemOneTime", "r1", "tx-a", when)+" again", err)
+	}
+	_, err = s.RedeemOneTime(ctx, store.KindChallenge, "r1", b, at)
+	wantErr(t, call("RedeemOneTime", "r1", "tx-b", at), err, store.ErrUsed)
+	_, err = s.ConsumeOneTime(ctx, store.KindChallenge, "r1", at)
+	wantErr(t, call("ConsumeOneTime", "r1", at)+" after redeem", err, store.ErrUsed)
+	_, err = s.RedeemOneTime(ctx, store.KindChallenge, "missing", a, at)
+	wantErr(t, call("RedeemOneTime", "missing", "tx-a", at), err, store.ErrNotFound)
+
+	must(t, call("PutOneTime", store.KindChallenge, "r2"), s.PutOneTime(ctx, store.KindChallenge, oneTime("r2", "int-1", t0.Add(5*time.Minute))))
+	_, err = s.RedeemOneTime(ctx, store.KindChallenge, "r2", a, t0.Add(5*time.Minute))
+	wantErr(t, call("RedeemOneTime", "r2", "tx-a", "at expiry"), err, store.ErrExpired)
+
+	// Racing redeemers with distinct bindings: exactly one wins, and only
+	// the winner may redeem again.
+	const n = 50
+	must(t, call("PutOneTime", store.KindChallenge, "race"), s.PutOneTime(ctx, store.KindChallenge, oneTime("race", "int-1", t0.Add(5*time.Minute))))
+	var (
+		wg    sync.WaitGroup
+		start = make(chan struct{})
+		errs  [n]error
+	)
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			_, errs[i] = s.RedeemOneTime(ctx, store.KindChallenge, "race", fmt.Appendf(nil, "tx-%d", i), at)
+		})
+	}
+	close(start)
+	wg.Wait()
+	winner := -1
+	for i, err := range errs {
+		switch {
+		case err == nil && winner >= 0:
+			t.Errorf("RedeemOneTime(race): redeemers %d and %d both won", winner, i)
+		case err == nil:
+			winner = i
+		case !errors.Is(err, store.ErrUsed):
+			t.Errorf("RedeemOneTime(race) redeemer %d = %v, want nil or %v", i, err, store.ErrUsed)
+		}
+	}
+	if winner < 0 {
+		t.Fatal("RedeemOneTime(race): no winner")
+	}
+	_, err = s.RedeemOneTime(ctx, store.KindChallenge, "race", fmt.Appendf(nil, "tx-%d", winner), at)
+	must(t, call("RedeemOneTime", "race", "winner again", at), err)
+}

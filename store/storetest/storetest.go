@@ -43,6 +43,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ConsumeOnceConcurrent", testConsumeOnceConcurrent},
 		{"OneTimeKinds", testOneTimeKinds},
 		{"CountOneTime", testCountOneTime},
+		{"RedeemOneTime", testRedeemOneTime},
 		{"SweepOneTime", testSweepOneTime},
 		{"NotFound", testNotFound},
 		{"CanceledContext", testCanceledContext},

@@ -29,6 +29,8 @@ type Config struct {
 	Now         func() time.Time
 	// Audit receives one event per administrative change.
 	Audit *slog.Logger
+	// Dev allows plain-http challenge URLs off loopback (scepca serve --dev).
+	Dev bool
 }
 
 // API is the admin REST API.
@@ -38,6 +40,7 @@ type API struct {
 	tokens    [][]byte
 	now       func() time.Time
 	audit     *slog.Logger
+	dev       bool
 }
 
 // New validates cfg and returns the API.
@@ -54,6 +57,7 @@ func New(cfg Config) (*API, error) {
 		tokens:    cfg.TokenHashes,
 		now:       cfg.Now,
 		audit:     cfg.Audit,
+		dev:       cfg.Dev,
 	}
 	if a.now == nil {
 		a.now = time.Now

@@ -6,7 +6,9 @@ import (
 	"encoding/base32"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -24,6 +26,11 @@ type IntegrationRequest struct {
 	Renewal       bool   `json:"renewal,omitempty"`
 	MinCipher     string `json:"minCipher,omitempty"`
 	ValidityDays  int    `json:"validityDays,omitempty"`
+
+	// DYNAMIC only.
+	ChallengeTTLMinutes int  `json:"challengeTtlMinutes,omitempty"`
+	MaxOutstanding      int  `json:"maxOutstanding,omitempty"`
+	NDESEncoding        bool `json:"ndesEncoding,omitempty"`
 }
 
 // Integration is an integration as the API shows it: never with secrets,
@@ -40,8 +47,18 @@ type Integration struct {
 	Renewal       bool      `json:"renewal"`
 	MinCipher     string    `json:"minCipher"`
 	ValidityDays  int       `json:"validityDays,omitempty"`
-	// SecretKey is the static challenge secret, present only when created.
+
+	// DYNAMIC: the challenge page and its HTTP Basic username.
+	ChallengeURL        string `json:"challengeUrl,omitempty"`
+	Username            string `json:"username,omitempty"`
+	ChallengeTTLMinutes int    `json:"challengeTtlMinutes,omitempty"`
+	MaxOutstanding      int    `json:"maxOutstanding,omitempty"`
+	NDESEncoding        bool   `json:"ndesEncoding,omitempty"`
+
+	// SecretKey (STATIC) and Password (DYNAMIC) appear only in the response
+	// that creates or resets them.
 	SecretKey string `json:"secretKey,omitempty"`
+	Password  string `json:"password,omitempty"`
 }
 
 // Validate checks a creation request and fills defaults.
@@ -61,11 +78,20 @@ func (req *IntegrationRequest) Validate() error {
 		return problemf(http.StatusBadRequest, "platform must be DESKTOP, IOS or ANDROID")
 	}
 	switch req.ChallengeType {
-	case store.ChallengeStatic:
-	case store.ChallengeDynamic, store.ChallengeIntune:
-		return problemf(http.StatusBadRequest, "challengeType %s is not supported yet: use STATIC", req.ChallengeType)
+	case store.ChallengeStatic, store.ChallengeDynamic:
+	case store.ChallengeIntune:
+		return problemf(http.StatusBadRequest, "challengeType %s is not supported yet: use STATIC or DYNAMIC", req.ChallengeType)
 	default:
 		return problemf(http.StatusBadRequest, "challengeType must be STATIC, DYNAMIC or INTUNE")
+	}
+	if req.ChallengeType != store.ChallengeDynamic && (req.ChallengeTTLMinutes != 0 || req.MaxOutstanding != 0 || req.NDESEncoding) {
+		return problemf(http.StatusBadRequest, "challengeTtlMinutes, maxOutstanding and ndesEncoding apply only to DYNAMIC integrations")
+	}
+	if req.ChallengeTTLMinutes < 0 || req.ChallengeTTLMinutes > 24*60 {
+		return problemf(http.StatusBadRequest, "challengeTtlMinutes must be between 1 and 1440 (0 for the default of 60)")
+	}
+	if req.MaxOutstanding < 0 || req.MaxOutstanding > 1_000_000 {
+		return problemf(http.StatusBadRequest, "maxOutstanding must be between 1 and 1000000 (0 for the default of 1000)")
 	}
 	switch req.CAChain {
 	case "":
@@ -94,11 +120,10 @@ func (a *API) CreateIntegration(ctx context.Context, req IntegrationRequest) (*I
 	if err := req.Validate(); err != nil {
 		return nil, err
 	}
-	secret, err := challenge.GenerateSecret(challenge.SecretLength)
-	if err != nil {
-		return nil, err
+	if req.ChallengeType == store.ChallengeDynamic && !a.dev && !a.httpsOrLoopback() {
+		return nil, problemf(http.StatusBadRequest, "a DYNAMIC integration needs an https public URL: its challenge URL carries a password (plain http is allowed only on loopback or with --dev)")
 	}
-	hash, err := challenge.HashSecret(secret)
+	secret, hash, err := newSecret()
 	if err != nil {
 		return nil, err
 	}
@@ -115,10 +140,17 @@ func (a *API) CreateIntegration(ctx context.Context, req IntegrationRequest) (*I
 		Renewal:       req.Renewal,
 		MinCipher:     req.MinCipher,
 		ValidityDays:  req.ValidityDays,
+
+		ChallengeTTLMinutes: req.ChallengeTTLMinutes,
+		MaxOutstanding:      req.MaxOutstanding,
+		NDESEncoding:        req.NDESEncoding,
 	}
 	for range 3 {
 		if in.ID, err = newID(); err != nil {
 			return nil, err
+		}
+		if in.ChallengeType == store.ChallengeDynamic {
+			in.Username = "scepca-" + in.ID
 		}
 		err = a.store.CreateIntegration(ctx, in)
 		if !errors.Is(err, store.ErrExists) {
@@ -129,9 +161,81 @@ func (a *API) CreateIntegration(ctx context.Context, req IntegrationRequest) (*I
 		return nil, fmt.Errorf("admin: create integration: %w", err)
 	}
 	a.audit.InfoContext(ctx, "device.integration.create", "target", in.ID, "name", in.Name, "challenge", in.ChallengeType, "outcome", "success")
+	return a.withSecret(in, secret), nil
+}
+
+// newSecret generates a secret and its hash.
+func newSecret() (challenge.Secret, []byte, error) {
+	secret, err := challenge.GenerateSecret(challenge.SecretLength)
+	if err != nil {
+		return "", nil, err
+	}
+	hash, err := challenge.HashSecret(secret)
+	return secret, hash, err
+}
+
+// withSecret is the view of in with its freshly made secret: the static
+// secret key, or the challenge page password.
+func (a *API) withSecret(in *store.Integration, secret challenge.Secret) *Integration {
 	out := a.view(in)
-	out.SecretKey = secret.Reveal()
-	return out, nil
+	if in.ChallengeType == store.ChallengeDynamic {
+		out.Password = secret.Reveal()
+	} else {
+		out.SecretKey = secret.Reveal()
+	}
+	return out
+}
+
+// httpsOrLoopback reports whether URLs built from the public URL are safe
+// to carry a password: https, or http to a loopback address.
+func (a *API) httpsOrLoopback() bool {
+	u, err := url.Parse(a.publicURL)
+	if err != nil {
+		return false
+	}
+	if u.Scheme == "https" {
+		return true
+	}
+	ip := net.ParseIP(u.Hostname())
+	return u.Scheme == "http" && (u.Hostname() == "localhost" || (ip != nil && ip.IsLoopback()))
+}
+
+// ResetSecret replaces an integration's secret (static secret key or
+// challenge page password) and returns the new one, shown this once. The
+// old secret stops working at once.
+func (a *API) ResetSecret(ctx context.Context, id string) (*Integration, error) {
+	in, err := a.store.GetIntegration(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, problemf(http.StatusNotFound, "no integration %q", id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	switch in.ChallengeType {
+	case store.ChallengeStatic, store.ChallengeDynamic:
+	default:
+		return nil, problemf(http.StatusConflict, "integration %q (%s) has no secret to reset", id, in.ChallengeType)
+	}
+	secret, hash, err := newSecret()
+	if err != nil {
+		return nil, err
+	}
+	in.SecretHash = hash
+	in.UpdatedAt = a.now().UTC()
+	if err := a.store.UpdateIntegration(ctx, in); err != nil {
+		return nil, fmt.Errorf("admin: reset secret: %w", err)
+	}
+	a.audit.InfoContext(ctx, "device.integration.reset_secret", "target", in.ID, "outcome", "success")
+	return a.withSecret(in, secret), nil
+}
+
+func (a *API) resetSecret(w http.ResponseWriter, r *http.Request) error {
+	out, err := a.ResetSecret(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	return writeJSON(w, http.StatusOK, out)
 }
 
 // newID returns a random, URL-safe integration ID (80 bits).
@@ -163,6 +267,19 @@ func (a *API) view(in *store.Integration) *Integration {
 	}
 	if in.Platform == store.PlatformDesktop {
 		v.SCEPURL = a.SCEPURL(in.ID)
+	}
+	if in.ChallengeType == store.ChallengeDynamic {
+		v.ChallengeURL = a.publicURL + challenge.ChallengePath(in.ID)
+		v.Username = in.Username
+		v.ChallengeTTLMinutes = in.ChallengeTTLMinutes
+		if v.ChallengeTTLMinutes == 0 {
+			v.ChallengeTTLMinutes = int(challenge.DefaultChallengeTTL.Minutes())
+		}
+		v.MaxOutstanding = in.MaxOutstanding
+		if v.MaxOutstanding == 0 {
+			v.MaxOutstanding = challenge.DefaultMaxOutstanding
+		}
+		v.NDESEncoding = in.NDESEncoding
 	}
 	if v.CAChain == "" {
 		v.CAChain = store.CAChainIssuer

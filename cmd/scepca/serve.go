@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/scepca/scepca/admin"
@@ -98,15 +99,22 @@ func runServe(ctx context.Context, args []string, env func(string) string, stdou
 	if err != nil {
 		return err
 	}
-	api, err := admin.New(admin.Config{Store: st, PublicURL: o.publicURL, TokenHashes: [][]byte{tokenHash}, Audit: audit})
+	api, err := admin.New(admin.Config{Store: st, PublicURL: o.publicURL, TokenHashes: [][]byte{tokenHash}, Audit: audit, Dev: o.dev})
+	if err != nil {
+		return err
+	}
+	dynamic, err := challenge.NewDynamic(challenge.DynamicConfig{Store: st, Audit: audit})
 	if err != nil {
 		return err
 	}
 	svc, err := scep.NewService(scep.Config{
-		CA:         authority,
-		Store:      st,
-		Validators: map[string]challenge.Validator{store.ChallengeStatic: challenge.Static{}},
-		Logger:     log,
+		CA:    authority,
+		Store: st,
+		Validators: map[string]challenge.Validator{
+			store.ChallengeStatic:  challenge.Static{},
+			store.ChallengeDynamic: dynamic,
+		},
+		Logger: log,
 	})
 	if err != nil {
 		return err
@@ -114,6 +122,7 @@ func runServe(ctx context.Context, args []string, env func(string) string, stdou
 
 	mux := http.NewServeMux()
 	scep.NewHandler(svc).Register(mux)
+	dynamic.Register(mux)
 	api.Register(mux)
 	handler := reqlog.Middleware(log, nil)(reqlog.Recover(reqlog.LimitBody(maxBody)(mux)))
 	srv := &http.Server{
@@ -132,6 +141,13 @@ func runServe(ctx context.Context, args []string, env func(string) string, stdou
 			return err
 		}
 	}
+
+	// Background loops end with ctx; wait for them before returning.
+	bgCtx, stopBackground := context.WithCancel(ctx)
+	var background sync.WaitGroup
+	defer background.Wait()
+	defer stopBackground()
+	background.Go(func() { _ = dynamic.Run(bgCtx) })
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

@@ -73,11 +73,12 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 // Register adds the API routes to mux, each behind the bearer-token check.
 func (a *API) Register(mux *http.ServeMux) {
 	routes := map[string]handlerFunc{
-		"POST /api/v1/device-integrations":              a.createIntegration,
-		"GET /api/v1/device-integrations":               a.listIntegrations,
-		"GET /api/v1/device-integrations/{id}":          a.getIntegration,
-		"GET /api/v1/certificate-authorities":           a.listCAs,
-		"GET /api/v1/certificate-authorities/{id}/cert": a.getCACert,
+		"POST /api/v1/device-integrations":                             a.createIntegration,
+		"GET /api/v1/device-integrations":                              a.listIntegrations,
+		"GET /api/v1/device-integrations/{id}":                         a.getIntegration,
+		"POST /api/v1/device-integrations/{id}/lifecycle/reset-secret": a.resetSecret,
+		"GET /api/v1/certificate-authorities":                          a.listCAs,
+		"GET /api/v1/certificate-authorities/{id}/cert":                a.getCACert,
 	}
 	for pattern, h := range routes {
 		mux.Handle(pattern, requireToken(a.tokens, a.wrap(h)))

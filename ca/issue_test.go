@@ -3,7 +3,7 @@ package ca
 import (
 	"bytes"
 	"context"
-	"crypto/sha1" //nolint:gosec // the SKI under test is SHA-1 by definition
+	"crypto/sha1" // the SKI under test is SHA-1 by definition
 	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -94,7 +94,7 @@ func sha1SKI(t testing.TB, c *x509.Certificate) []byte {
 	if _, err := asn1.Unmarshal(c.RawSubjectPublicKeyInfo, &spki); err != nil {
 		t.Fatalf("asn1.Unmarshal(SPKI) = %v", err)
 	}
-	sum := sha1.Sum(spki.PublicKey.Bytes) //nolint:gosec // see import
+	sum := sha1.Sum(spki.PublicKey.Bytes)
 	return sum[:]
 }
 

@@ -149,7 +149,7 @@ func TestKEKRedaction(t *testing.T) {
 		"%v":        fmt.Sprintf("%v", k),
 		"%+v":       fmt.Sprintf("%+v", k),
 		"%#v":       fmt.Sprintf("%#v", k),
-		"%s":        fmt.Sprintf("%s", k),
+		"%s":        fmt.Sprintf("%s", k), //nolint:staticcheck // S1025: the %s verb is what is under test
 		"%v value":  fmt.Sprintf("%v", *k),
 	}
 	for name, out := range outputs {

@@ -158,7 +158,7 @@ func utf16LE(s string) []byte {
 	units := utf16.Encode([]rune(s))
 	out := make([]byte, 0, 2*len(units))
 	for _, u := range units {
-		out = append(out, byte(u), byte(u>>8))
+		out = append(out, byte(u), byte(u>>8)) //nolint:gosec // G115: splitting a UTF-16 code unit into its two bytes is the point
 	}
 	return out
 }

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 
 	"github.com/scepca/scepca/ca"
 )
@@ -38,7 +37,7 @@ func runCA(ctx context.Context, args []string, env func(string) string, stdout, 
 		return err
 	}
 	defer st.Close()
-	a, err := ca.Open(ctx, st, kek, o.caConfig("", slog.New(slog.DiscardHandler)))
+	a, err := ca.Open(ctx, st, kek, o.caConfig("", auditLogger(stderr)))
 	if err != nil {
 		return err
 	}

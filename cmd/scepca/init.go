@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 
 	"github.com/scepca/scepca/ca"
 )
@@ -33,7 +32,7 @@ func runInit(ctx context.Context, args []string, env func(string) string, stdout
 		return err
 	}
 	defer st.Close()
-	a, err := ca.Init(ctx, st, kek, o.caConfig(*publicURL, slog.New(slog.DiscardHandler)))
+	a, err := ca.Init(ctx, st, kek, o.caConfig(*publicURL, auditLogger(stderr)))
 	if err != nil {
 		return err
 	}

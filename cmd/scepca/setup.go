@@ -83,6 +83,12 @@ func newLogger(w io.Writer, level string) (*slog.Logger, error) {
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l})), nil
 }
 
+// auditLogger writes audit events of CLI commands (CA creation, root key
+// export and removal) as JSON lines to w.
+func auditLogger(w io.Writer) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(w, nil)).With("log", "audit")
+}
+
 // randomToken returns a 256-bit random token, base64url.
 func randomToken() (string, error) {
 	b := make([]byte, 32)
@@ -94,7 +100,7 @@ func randomToken() (string, error) {
 
 // writeSecretFile writes s to path with mode 0600, refusing to overwrite.
 func writeSecretFile(path, s string) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600) //nolint:gosec // G703: the operator's --out path or a file in the data directory
 	if err != nil {
 		return err
 	}

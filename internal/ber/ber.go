@@ -396,7 +396,7 @@ func appendHeader(dst []byte, class byte, constructed bool, tag uint32, length i
 
 func appendLength(dst []byte, length int) []byte {
 	if length < 0x80 {
-		return append(dst, byte(length))
+		return append(dst, byte(length)) //nolint:gosec // G115: length < 0x80 here; lengths come from len() and are never negative
 	}
 	n := 0
 	for l := length; l > 0; l >>= 8 {
@@ -404,7 +404,7 @@ func appendLength(dst []byte, length int) []byte {
 	}
 	dst = append(dst, 0x80|byte(n))
 	for i := n - 1; i >= 0; i-- {
-		dst = append(dst, byte(length>>(8*i)))
+		dst = append(dst, byte(length>>(8*i))) //nolint:gosec // G115: taking one byte of the big-endian length is the point
 	}
 	return dst
 }

@@ -6,7 +6,7 @@ import (
 	"crypto/cipher"
 	"crypto/rand"
 	"crypto/rsa"
-	_ "crypto/sha1"   // OAEP hash
+	_ "crypto/sha1"   //nolint:gosec // SHA-1 is RSAES-OAEP's default hash (RFC 4055), which SCEP clients send
 	_ "crypto/sha256" // OAEP hashes SHA-224, SHA-256
 	_ "crypto/sha512" // OAEP hashes SHA-384, SHA-512
 	"crypto/subtle"
@@ -557,7 +557,7 @@ func unpad(b []byte, bs int) ([]byte, bool) {
 	good := subtle.ConstantTimeLessOrEq(1, n) & subtle.ConstantTimeLessOrEq(n, bs)
 	for i := 1; i <= bs; i++ {
 		inPad := subtle.ConstantTimeLessOrEq(i, n)
-		same := subtle.ConstantTimeByteEq(b[len(b)-i], byte(n))
+		same := subtle.ConstantTimeByteEq(b[len(b)-i], byte(n)) //nolint:gosec // G115: n was read from a byte
 		good &= subtle.ConstantTimeSelect(inPad, same, 1)
 	}
 	if good != 1 {

@@ -113,7 +113,7 @@ func Encrypt(plaintext []byte, recipient *x509.Certificate, p Params) ([]byte, e
 			return nil, fmt.Errorf("cms: IV: %w", err)
 		}
 		ciphertext = pad(plaintext, block.BlockSize())
-		cipher.NewCBCEncrypter(block, iv).CryptBlocks(ciphertext, ciphertext)
+		cipher.NewCBCEncrypter(block, iv).CryptBlocks(ciphertext, ciphertext) //nolint:gosec // G407 false positive: iv comes from crypto/rand above
 		addParams = func(b *cryptobyte.Builder) { b.AddASN1OctetString(iv) }
 	}
 
@@ -190,7 +190,7 @@ func pad(b []byte, bs int) []byte {
 	n := bs - len(b)%bs
 	out := make([]byte, len(b), len(b)+n)
 	copy(out, b)
-	return append(out, bytes.Repeat([]byte{byte(n)}, n)...)
+	return append(out, bytes.Repeat([]byte{byte(n)}, n)...) //nolint:gosec // G115: 1 <= n <= bs, a cipher block size (at most 16)
 }
 
 // setOddParity sets the DES parity bit (the low bit) of each key byte, as FIPS 46-3

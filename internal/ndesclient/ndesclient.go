@@ -33,7 +33,7 @@ func Fetch(ctx context.Context, client *http.Client, url, username, password str
 	if client == nil {
 		client = http.DefaultClient
 	}
-	resp, body, err := get(ctx, client, url, "", "")
+	resp, body, err := get(ctx, client, url, "", "") //nolint:bodyclose // get reads and closes the body; only status and headers are used
 	if err != nil {
 		return "", err
 	}
@@ -41,7 +41,7 @@ func Fetch(ctx context.Context, client *http.Client, url, username, password str
 		if !strings.HasPrefix(strings.ToLower(resp.Header.Get("WWW-Authenticate")), "basic") {
 			return "", fmt.Errorf("%w: server does not offer Basic (%q)", ErrInvalid, resp.Header.Get("WWW-Authenticate"))
 		}
-		if resp, body, err = get(ctx, client, url, username, password); err != nil {
+		if resp, body, err = get(ctx, client, url, username, password); err != nil { //nolint:bodyclose // get reads and closes the body
 			return "", err
 		}
 	}

@@ -99,7 +99,7 @@ func (c *Client) do(req *http.Request) (*http.Response, []byte, error) {
 
 // GetCACaps returns the capability keywords.
 func (c *Client) GetCACaps(ctx context.Context) ([]string, error) {
-	_, body, err := c.get(ctx, "GetCACaps", "")
+	_, body, err := c.get(ctx, "GetCACaps", "") //nolint:bodyclose // do reads and closes the body; only status and headers are returned
 	if err != nil {
 		return nil, err
 	}
@@ -108,7 +108,7 @@ func (c *Client) GetCACaps(ctx context.Context) ([]string, error) {
 
 // GetCACert returns the CA (and RA) certificates and the content type.
 func (c *Client) GetCACert(ctx context.Context) ([]*x509.Certificate, string, error) {
-	resp, body, err := c.get(ctx, "GetCACert", "")
+	resp, body, err := c.get(ctx, "GetCACert", "") //nolint:bodyclose // do reads and closes the body; only status and headers are returned
 	if err != nil {
 		return nil, "", err
 	}
@@ -147,7 +147,7 @@ func Recipient(certs []*x509.Certificate) *x509.Certificate {
 // PKIOperation sends a pkiMessage and returns the raw CertRep.
 func (c *Client) PKIOperation(ctx context.Context, msg []byte) ([]byte, error) {
 	if c.Method == http.MethodGet {
-		_, body, err := c.get(ctx, "PKIOperation", base64.StdEncoding.EncodeToString(msg))
+		_, body, err := c.get(ctx, "PKIOperation", base64.StdEncoding.EncodeToString(msg)) //nolint:bodyclose // do reads and closes the body; only status and headers are returned
 		return body, err
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.URL+"?operation=PKIOperation", bytes.NewReader(msg))
@@ -155,7 +155,7 @@ func (c *Client) PKIOperation(ctx context.Context, msg []byte) ([]byte, error) {
 		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/x-pki-message")
-	_, body, err := c.do(req)
+	_, body, err := c.do(req) //nolint:bodyclose // do reads and closes the body; only status and headers are returned
 	return body, err
 }
 

@@ -4,7 +4,7 @@ import (
 	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/sha1"
+	"crypto/sha1" //nolint:gosec // the subject key identifier of RFC 5280 §4.2.1.2, method (1), is SHA-1 by definition
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
@@ -63,7 +63,7 @@ func keyID(tb testing.TB, pub crypto.PublicKey) []byte {
 		tb.Fatal(err)
 	}
 	// RFC 5280 §4.2.1.2, method (1): SHA-1 of the subjectPublicKey BIT STRING.
-	sum := sha1.Sum(info.PublicKey.Bytes)
+	sum := sha1.Sum(info.PublicKey.Bytes) //nolint:gosec // key identifier, see the import
 	return sum[:]
 }
 

@@ -71,8 +71,8 @@ func completeTransaction(b *bbolt.Bucket, c *store.Certificate) error {
 // numeric order for every time, the zero time included.
 func issuedKey(at time.Time, serial string) []byte {
 	k := make([]byte, 12, 12+len(serial))
-	binary.BigEndian.PutUint64(k, uint64(at.Unix())^(1<<63))
-	binary.BigEndian.PutUint32(k[8:], uint32(at.Nanosecond()))
+	binary.BigEndian.PutUint64(k, uint64(at.Unix())^(1<<63))   //nolint:gosec // G115: reinterpreting the sign bit is the point, see above
+	binary.BigEndian.PutUint32(k[8:], uint32(at.Nanosecond())) //nolint:gosec // G115: Nanosecond is in [0, 1e9)
 	return append(k, serial...)
 }
 

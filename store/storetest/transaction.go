@@ -118,7 +118,7 @@ func testClaimConcurrent(t *testing.T, s store.Store) {
 			<-start
 			for k := range keys {
 				tx := transaction("int-1", fmt.Sprintf("tx-race-%d", k))
-				tx.PublicKeyHash = []byte{byte(i)}
+				tx.PublicKeyHash = []byte{byte(i)} //nolint:gosec // G115: i < n = 50
 				existing[k][i], errs[k][i] = s.ClaimTransaction(ctx, tx, t0)
 			}
 		})
@@ -143,7 +143,7 @@ func testClaimConcurrent(t *testing.T, s store.Store) {
 			t.Errorf("%d concurrent %s: %d winners %v, want exactly 1", n, c, len(winners), winners)
 			continue
 		}
-		winnerKey := []byte{byte(winners[0])}
+		winnerKey := []byte{byte(winners[0])} //nolint:gosec // G115: a claimant index, < n = 50
 		for i, e := range existing[k] {
 			if e != nil && !bytes.Equal(e.PublicKeyHash, winnerKey) {
 				t.Errorf("claimant %d: %s saw PublicKeyHash %x, want the winner's %x", i, c, e.PublicKeyHash, winnerKey)

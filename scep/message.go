@@ -30,7 +30,6 @@ var (
 	oidSenderNonce    = asn1.ObjectIdentifier{2, 16, 840, 1, 113733, 1, 9, 5}
 	oidRecipientNonce = asn1.ObjectIdentifier{2, 16, 840, 1, 113733, 1, 9, 6}
 	oidTransactionID  = asn1.ObjectIdentifier{2, 16, 840, 1, 113733, 1, 9, 7}
-	oidFailInfoText   = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 24, 1}
 )
 
 // MessageType is the SCEP messageType attribute (RFC 8894 §3.2.1.2).
@@ -109,10 +108,11 @@ func (f FailInfo) String() string {
 // an HTTP status rather than a signed CertRep (PROTOCOLS.md §1.5).
 var errUnparsable = errors.New("scep: unparsable pkiMessage")
 
-// Digest algorithms a request may use; the reply mirrors it.
+// Digest algorithms a request may use; the reply mirrors it. Only what
+// smallstep/pkcs7 can verify and sign with: a SHA-224 request could be
+// neither verified nor answered in kind (HTTP 500), so it is badAlg.
 var digestByOID = map[string]crypto.Hash{
 	pkcs7.OIDDigestAlgorithmSHA1.String():   crypto.SHA1,
-	pkcs7.OIDDigestAlgorithmSHA224.String(): crypto.SHA224,
 	pkcs7.OIDDigestAlgorithmSHA256.String(): crypto.SHA256,
 	pkcs7.OIDDigestAlgorithmSHA384.String(): crypto.SHA384,
 	pkcs7.OIDDigestAlgorithmSHA512.String(): crypto.SHA512,
@@ -304,12 +304,6 @@ func degenerate(certs []*x509.Certificate, crls [][]byte) ([]byte, error) {
 type issuerAndSerial struct {
 	Issuer asn1.RawValue
 	Serial *big.Int
-}
-
-// issuerAndSubject is the content of CertPoll (RFC 8894 §3.3.3).
-type issuerAndSubject struct {
-	Issuer  asn1.RawValue
-	Subject asn1.RawValue
 }
 
 func parseIssuerAndSerial(b []byte) (*issuerAndSerial, error) {

@@ -141,6 +141,12 @@ func (s *Service) handle(ctx context.Context, integ *store.Integration, msg *PKI
 	if err := msg.Verify(); err != nil {
 		return reply{}, fail(BadMessageCheck, "bad_signature", err)
 	}
+	// A SUCCESS is encrypted to the signer certificate with RSA key
+	// transport; refuse any other key before issuing a certificate that
+	// could never be delivered.
+	if _, ok := msg.SignerCert.PublicKey.(*rsa.PublicKey); !ok {
+		return reply{}, fail(BadAlg, "signer_key_not_rsa", fmt.Errorf("signer key %T", msg.SignerCert.PublicKey))
+	}
 	if !integ.Enabled {
 		return reply{}, fail(BadRequest, "integration_disabled", nil)
 	}
@@ -193,7 +199,7 @@ func (s *Service) enroll(ctx context.Context, integ *store.Integration, msg *PKI
 		}
 		// A renewal is its own transaction per signing certificate: scepclient
 		// reuses the PKCSReq's transactionID (a hash of the same key).
-		txKey = "renewal:" + ca.SerialString(msg.SignerCert.SerialNumber) + ":" + msg.TransactionID
+		txKey = renewalTxKey(msg)
 	} else {
 		reqlog.Add(ctx, slog.String(reqlog.KeyChallenge, integ.ChallengeType))
 	}
@@ -330,13 +336,29 @@ func (s *Service) checkRenewal(ctx context.Context, integ *store.Integration, si
 	return nil
 }
 
+// renewalTxKey is the transaction key of a RenewalReq: one transaction per
+// signing certificate and transactionID.
+func renewalTxKey(msg *PKIMessage) string {
+	return "renewal:" + ca.SerialString(msg.SignerCert.SerialNumber) + ":" + msg.TransactionID
+}
+
 // poll answers CertPoll (GetCertInitial) for this message's transaction.
 func (s *Service) poll(ctx context.Context, integ *store.Integration, msg *PKIMessage) (reply, error) {
 	_, params, err := s.decrypt(integ, msg)
 	if err != nil {
 		return reply{}, err
 	}
-	tx, err := s.store.GetTransaction(ctx, integ.ID, msg.TransactionID)
+	// A poll signed by one of our certificates follows a RenewalReq (signed
+	// the same way), whose transaction is keyed apart from the PKCSReq that
+	// may share its transactionID.
+	var tx *store.Transaction
+	err = store.ErrNotFound
+	if s.ca.Trusts(msg.SignerCert) {
+		tx, err = s.store.GetTransaction(ctx, integ.ID, renewalTxKey(msg))
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		tx, err = s.store.GetTransaction(ctx, integ.ID, msg.TransactionID)
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		return reply{}, fail(BadCertID, "unknown_transaction", nil)
 	}

@@ -31,6 +31,16 @@ type Config struct {
 	Audit *slog.Logger
 	// Dev allows plain-http challenge URLs off loopback (scepca serve --dev).
 	Dev bool
+	// Sealer encrypts secrets scepca must use later (Intune client secret,
+	// managementHint) under the key-encryption key; *ca.KEK implements it.
+	Sealer Sealer
+}
+
+// Sealer encrypts and decrypts small secrets with AES-GCM; aad binds a
+// ciphertext to its record (e.g. the integration ID).
+type Sealer interface {
+	Seal(plaintext, aad []byte) ([]byte, error)
+	Open(ciphertext, aad []byte) ([]byte, error)
 }
 
 // API is the admin REST API.
@@ -41,6 +51,7 @@ type API struct {
 	now       func() time.Time
 	audit     *slog.Logger
 	dev       bool
+	sealer    Sealer
 }
 
 // New validates cfg and returns the API.
@@ -58,6 +69,7 @@ func New(cfg Config) (*API, error) {
 		now:       cfg.Now,
 		audit:     cfg.Audit,
 		dev:       cfg.Dev,
+		sealer:    cfg.Sealer,
 	}
 	if a.now == nil {
 		a.now = time.Now

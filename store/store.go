@@ -74,6 +74,21 @@ type Integration struct {
 	// NDESEncoding serves the challenge page byte-compatible with NDES:
 	// UTF-16LE without BOM and without a charset parameter.
 	NDESEncoding bool `json:"ndesEncoding,omitempty"`
+
+	// Intune delegation (ChallengeIntune; PROTOCOLS.md §3): the Entra ID
+	// app registration that calls Intune's SCEP validation API.
+	// IntuneTenant is "<name>.onmicrosoft.com" or the tenant GUID.
+	IntuneTenant   string `json:"intuneTenant,omitempty"`
+	IntuneClientID string `json:"intuneClientId,omitempty"`
+	// IntuneSecretCiphertext is the app's client secret sealed under the
+	// key-encryption key with the integration ID as additional data. The
+	// API never returns it, sealed or not.
+	IntuneSecretCiphertext []byte `json:"intuneSecretCiphertext,omitempty"`
+	// IntuneAuthorityURL and IntuneGraphURL override the Entra ID and
+	// Microsoft Graph base URLs (sovereign clouds, tests); empty means
+	// https://login.microsoftonline.com and https://graph.microsoft.com.
+	IntuneAuthorityURL string `json:"intuneAuthorityUrl,omitempty"`
+	IntuneGraphURL     string `json:"intuneGraphUrl,omitempty"`
 }
 
 // Certificate status values.
@@ -117,6 +132,11 @@ type CertFilter struct {
 const (
 	TxPending = "PENDING"
 	TxSuccess = "SUCCESS"
+	// TxIssued: a certificate is signed and recorded but not yet delivered,
+	// because the transaction was claimed with Confirm (Intune must
+	// acknowledge it first); ConfirmTransaction makes it TxSuccess,
+	// ReleaseTransaction drops it. A retry sees it as in flight.
+	TxIssued = "ISSUED"
 )
 
 // Transaction records one SCEP transaction, keyed by (IntegrationID,
@@ -141,6 +161,10 @@ type Transaction struct {
 	// whose lease ran out cannot release the claim of the one that took the
 	// transaction over.
 	Claim string `json:"claim,omitempty"`
+	// Confirm makes PutCertificate leave the transaction TxIssued instead
+	// of TxSuccess: the certificate may be handed out only after
+	// ConfirmTransaction (Intune's successNotification, PROTOCOLS.md §3.7).
+	Confirm bool `json:"confirm,omitempty"`
 }
 
 // CA roles.
@@ -209,8 +233,9 @@ type CertStore interface {
 	// PutCertificate stores a newly issued certificate durably. The serial is
 	// put-if-absent: ErrExists if any certificate already has it (the caller
 	// picks a new serial). When c.TransactionID is set and the transaction
-	// (c.IntegrationID, c.TransactionID) exists, it is marked TxSuccess with
-	// this serial in the same atomic write.
+	// (c.IntegrationID, c.TransactionID) exists and is TxPending, it is
+	// marked TxSuccess (TxIssued when claimed with Confirm) with this
+	// serial in the same atomic write.
 	PutCertificate(ctx context.Context, c *Certificate) error
 	GetCertificate(ctx context.Context, serial string) (*Certificate, error)
 	ListCertificates(ctx context.Context, f CertFilter) ([]*Certificate, error)
@@ -229,10 +254,15 @@ type TransactionStore interface {
 	// claimants exactly one wins.
 	ClaimTransaction(ctx context.Context, tx *Transaction, now time.Time) (*Transaction, error)
 	GetTransaction(ctx context.Context, integrationID, transactionID string) (*Transaction, error)
-	// ReleaseTransaction deletes a TxPending record whose Claim equals claim
-	// (the attempt failed, so a retry starts afresh); records in other states
-	// or held by another claim are kept.
+	// ReleaseTransaction deletes a TxPending or TxIssued record whose Claim
+	// equals claim (the attempt failed, so a retry starts afresh); records
+	// in other states or held by another claim are kept.
 	ReleaseTransaction(ctx context.Context, integrationID, transactionID, claim string) error
+	// ConfirmTransaction turns a TxIssued record held by claim into
+	// TxSuccess: its certificate was acknowledged and may be handed out.
+	// ErrNotFound if absent; ErrConflict if the record is in another state
+	// or held by another claim.
+	ConfirmTransaction(ctx context.Context, integrationID, transactionID, claim string) error
 	// SweepTransactions deletes records with ExpiresAt <= now and returns how many.
 	SweepTransactions(ctx context.Context, now time.Time) (int, error)
 }

@@ -15,9 +15,10 @@ import (
 // PutCertificate stores a newly issued certificate durably; store.ErrExists
 // if any certificate already has its serial. When c.TransactionID names a
 // stored transaction of c.IntegrationID, that transaction becomes
-// store.TxSuccess with this serial in the same Update, so a retry never sees
-// a certificate without its transaction or the reverse. A transaction that is
-// already store.TxSuccess keeps its first serial: retries keep getting the
+// store.TxSuccess (store.TxIssued if claimed with Confirm) with this serial
+// in the same Update, so a retry never sees a certificate without its
+// transaction or the reverse. A transaction that is already past
+// store.TxPending keeps its first serial: retries keep getting the
 // certificate they were first answered with. A serial clash writes nothing.
 func (db *DB) PutCertificate(ctx context.Context, c *store.Certificate) error {
 	if c.Serial == "" {
@@ -45,8 +46,9 @@ func (db *DB) PutCertificate(ctx context.Context, c *store.Certificate) error {
 	return nil
 }
 
-// completeTransaction marks the transaction of c (if stored and not yet
-// complete) as store.TxSuccess with c's serial.
+// completeTransaction marks the transaction of c (if stored and still
+// store.TxPending) as store.TxSuccess with c's serial, or as store.TxIssued
+// when it was claimed with Confirm (delivery awaits ConfirmTransaction).
 func completeTransaction(b *bbolt.Bucket, c *store.Certificate) error {
 	key, ok := txKey(c.IntegrationID, c.TransactionID)
 	if !ok {
@@ -58,10 +60,13 @@ func completeTransaction(b *bbolt.Bucket, c *store.Certificate) error {
 		return nil
 	case err != nil:
 		return fmt.Errorf("transaction %q: %w", c.TransactionID, err)
-	case t.State == store.TxSuccess:
+	case t.State != store.TxPending:
 		return nil
 	}
 	t.State = store.TxSuccess
+	if t.Confirm {
+		t.State = store.TxIssued
+	}
 	t.Serial = c.Serial
 	return put(b, key, &t)
 }

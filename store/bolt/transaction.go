@@ -77,10 +77,10 @@ func (db *DB) GetTransaction(ctx context.Context, integrationID, transactionID s
 	return &t, nil
 }
 
-// ReleaseTransaction deletes the transaction if it is store.TxPending and
-// held by claim, so a retry starts afresh. Records in other states or held
-// by another claim are kept, and an absent record is not an error: either
-// way there is nothing to release.
+// ReleaseTransaction deletes the transaction if it is store.TxPending or
+// store.TxIssued and held by claim, so a retry starts afresh. Records in
+// other states or held by another claim are kept, and an absent record is
+// not an error: either way there is nothing to release.
 func (db *DB) ReleaseTransaction(ctx context.Context, integrationID, transactionID, claim string) error {
 	err := db.update(ctx, func(tx *bbolt.Tx) error {
 		key, ok := txKey(integrationID, transactionID)
@@ -94,13 +94,39 @@ func (db *DB) ReleaseTransaction(ctx context.Context, integrationID, transaction
 			return nil
 		case err != nil:
 			return err
-		case t.State != store.TxPending, t.Claim != claim:
+		case t.State != store.TxPending && t.State != store.TxIssued, t.Claim != claim:
 			return nil
 		}
 		return b.Delete(key)
 	})
 	if err != nil {
 		return fmt.Errorf("bolt: release transaction %s %q: %w", integrationID, transactionID, err)
+	}
+	return nil
+}
+
+// ConfirmTransaction turns the store.TxIssued transaction held by claim into
+// store.TxSuccess in one Update; store.ErrNotFound if absent,
+// store.ErrConflict in any other state or under another claim.
+func (db *DB) ConfirmTransaction(ctx context.Context, integrationID, transactionID, claim string) error {
+	err := db.update(ctx, func(tx *bbolt.Tx) error {
+		key, ok := txKey(integrationID, transactionID)
+		if !ok {
+			return store.ErrNotFound
+		}
+		b := tx.Bucket(bucketTransactions)
+		var t store.Transaction
+		if err := get(b, key, &t); err != nil {
+			return err
+		}
+		if t.State != store.TxIssued || t.Claim != claim {
+			return fmt.Errorf("state %s: %w", t.State, store.ErrConflict)
+		}
+		t.State = store.TxSuccess
+		return put(b, key, &t)
+	})
+	if err != nil {
+		return fmt.Errorf("bolt: confirm transaction %s %q: %w", integrationID, transactionID, err)
 	}
 	return nil
 }

@@ -32,6 +32,9 @@ func testNotFound(t *testing.T, s store.Store) {
 			_, err := s.GetTransaction(ctx, "int-1", "absent")
 			return err
 		}},
+		{call("ConfirmTransaction", "int-1", "absent"), func(ctx context.Context) error {
+			return s.ConfirmTransaction(ctx, "int-1", "absent", "claim")
+		}},
 		{call("GetOneTime", store.KindChallenge, "absent"), func(ctx context.Context) error {
 			_, err := s.GetOneTime(ctx, store.KindChallenge, "absent")
 			return err
@@ -150,6 +153,7 @@ func testCanceledContext(t *testing.T, s store.Store) {
 			return err
 		}},
 		{call("ReleaseTransaction", "int-seed", "tx-seed"), func() error { return s.ReleaseTransaction(ctx, "int-seed", "tx-seed", "claim-tx-seed") }},
+		{call("ConfirmTransaction", "int-seed", "tx-seed"), func() error { return s.ConfirmTransaction(ctx, "int-seed", "tx-seed", "claim-tx-seed") }},
 		{call("SweepTransactions", later), func() error { _, err := s.SweepTransactions(ctx, later); return err }},
 		{call("PutOneTime", store.KindChallenge, "new"), func() error {
 			return s.PutOneTime(ctx, store.KindChallenge, oneTime("new", "int-seed", t0.Add(time.Hour)))

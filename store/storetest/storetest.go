@@ -36,6 +36,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ClaimSuccessNeverTakenOver", testClaimSuccessNeverTakenOver},
 		{"ClaimConcurrent", testClaimConcurrent},
 		{"ReleaseTransaction", testReleaseTransaction},
+		{"ConfirmTransaction", testConfirmTransaction},
+		{"IntegrationIntuneFields", testIntegrationIntuneFields},
 		{"SweepTransactions", testSweepTransactions},
 		{"PutOneTime", testPutOneTime},
 		{"ConsumeOnce", testConsumeOnce},

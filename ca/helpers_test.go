@@ -203,6 +203,16 @@ func (m *memStore) ListCAs(ctx context.Context) ([]*store.CA, error) {
 	return out, nil
 }
 
+func (m *memStore) DeleteCA(ctx context.Context, id string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.cas[id]; !ok {
+		return fmt.Errorf("mem: delete CA %s: %w", id, store.ErrNotFound)
+	}
+	delete(m.cas, id)
+	return nil
+}
+
 func (m *memStore) PutCertificate(ctx context.Context, c *store.Certificate) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()

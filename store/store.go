@@ -89,6 +89,14 @@ type Integration struct {
 	// https://login.microsoftonline.com and https://graph.microsoft.com.
 	IntuneAuthorityURL string `json:"intuneAuthorityUrl,omitempty"`
 	IntuneGraphURL     string `json:"intuneGraphUrl,omitempty"`
+
+	// Mobile integrations (PlatformIOS, PlatformAndroid; PROTOCOLS.md
+	// §4.2). HintCiphertext is the managementHint sealed under the
+	// key-encryption key with the integration ID as additional data: the
+	// verifier needs the hint itself to check HMAC proofs. AllowPlainHint
+	// also accepts the hint presented in the clear.
+	HintCiphertext []byte `json:"hintCiphertext,omitempty"`
+	AllowPlainHint bool   `json:"allowPlainHint,omitempty"`
 }
 
 // Certificate status values.
@@ -172,6 +180,10 @@ const (
 	RoleRoot         = "ROOT"
 	RoleIntermediate = "INTERMEDIATE"
 	RoleRA           = "RA"
+	// RoleUploaded is an intermediate an administrator uploaded (bring your
+	// own CA): trusted by the attestation verifier only, never used to
+	// issue, and stored without a key.
+	RoleUploaded = "UPLOADED"
 )
 
 // CA is a certificate authority (or RA) certificate with its private key
@@ -226,6 +238,8 @@ type CAStore interface {
 	UpdateCA(ctx context.Context, c *CA) error
 	GetCA(ctx context.Context, id string) (*CA, error)
 	ListCAs(ctx context.Context) ([]*CA, error)
+	// DeleteCA deletes the CA record id; ErrNotFound if absent.
+	DeleteCA(ctx context.Context, id string) error
 }
 
 // CertStore keeps issued certificates.
@@ -295,5 +309,6 @@ type Store interface {
 	CertStore
 	TransactionStore
 	OneTimeStore
+	DeviceStore
 	Close() error
 }

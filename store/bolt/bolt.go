@@ -29,7 +29,9 @@ var (
 	bucketCertsByIssued  = []byte("certificates_by_issued")
 	bucketTransactions   = []byte("transactions")
 	bucketOneTime        = []byte("onetime")
-	allBuckets           = [][]byte{bucketMeta, bucketIntegrations, bucketCAs, bucketCerts, bucketCertsByIssued, bucketTransactions, bucketOneTime}
+	bucketDevices        = []byte("devices")
+	bucketBindings       = []byte("bindings")
+	allBuckets           = [][]byte{bucketMeta, bucketIntegrations, bucketCAs, bucketCerts, bucketCertsByIssued, bucketTransactions, bucketOneTime, bucketDevices, bucketBindings}
 	keySchemaVersion     = []byte("schema")
 	errUnsupportedSchema = errors.New("unsupported schema version")
 )
@@ -74,6 +76,7 @@ func Open(path string, opts ...Option) (*DB, error) {
 		_ = bdb.Close() // the schema error is the one worth reporting
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
 	}
+	bdb.MaxBatchDelay = batchDelay // see batch
 	return &DB{bdb: bdb}, nil
 }
 

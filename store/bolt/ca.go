@@ -68,3 +68,20 @@ func (db *DB) ListCAs(ctx context.Context) ([]*store.CA, error) {
 	}
 	return out, nil
 }
+
+// DeleteCA deletes the CA record id; store.ErrNotFound if absent. Callers
+// decide which records may go (the admin API deletes uploaded intermediates
+// only).
+func (db *DB) DeleteCA(ctx context.Context, id string) error {
+	err := db.update(ctx, func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketCAs)
+		if b.Get([]byte(id)) == nil {
+			return store.ErrNotFound
+		}
+		return b.Delete([]byte(id))
+	})
+	if err != nil {
+		return fmt.Errorf("bolt: delete ca %s: %w", id, err)
+	}
+	return nil
+}

@@ -45,7 +45,7 @@ func (db *DB) PutOneTime(ctx context.Context, kind string, v *store.OneTime) err
 	if err != nil {
 		return fmt.Errorf("bolt: put %s: %w", kind, err)
 	}
-	err = db.update(ctx, func(tx *bbolt.Tx) error {
+	err = db.oneTimeWrite(ctx, kind, func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bucketOneTime)
 		if b.Get(k) != nil {
 			return store.ErrExists
@@ -78,7 +78,8 @@ func (db *DB) RedeemOneTime(ctx context.Context, kind, key string, binding []byt
 		return nil, fmt.Errorf("bolt: consume %s: %w", kind, err)
 	}
 	var v store.OneTime
-	err = db.update(ctx, func(tx *bbolt.Tx) error {
+	err = db.oneTimeWrite(ctx, kind, func(tx *bbolt.Tx) error {
+		v = store.OneTime{} // a batched write may run this more than once
 		b := tx.Bucket(bucketOneTime)
 		if err := get(b, k, &v); err != nil {
 			return err

@@ -1,0 +1,107 @@
+package store
+
+import (
+	"context"
+	"time"
+)
+
+// Device lifecycle states (DESIGN.md §2, reference/device-context-deployment-guide.txt).
+// DeviceDeleted marks a tombstone: the record stays so that the device's
+// certificate bindings stay refused, and a later attestation with a new
+// certificate starts the device afresh.
+const (
+	DeviceActive      = "ACTIVE"
+	DeviceSuspended   = "SUSPENDED"
+	DeviceDeactivated = "DEACTIVATED"
+	DeviceDeleted     = "DELETED"
+)
+
+// Device is what the attestation verifier knows of one device, keyed by the
+// device ID the device presents (a UDID, an Entra device ID, ...).
+type Device struct {
+	ID            string `json:"id"`
+	Platform      string `json:"platform"`
+	User          string `json:"user,omitempty"`
+	IntegrationID string `json:"integrationId,omitempty"`
+	Status        string `json:"status"`
+	// FirstSeen is the first successful attestation (since the device was
+	// last deleted); LastAttested the latest.
+	FirstSeen    time.Time `json:"firstSeen"`
+	LastAttested time.Time `json:"lastAttested"`
+	UpdatedAt    time.Time `json:"updatedAt"`
+	// Certificates are the certificates bound to the device, in the order
+	// they were first used.
+	Certificates []DeviceCertificate `json:"certificates,omitempty"`
+}
+
+// DeviceCertificate names one certificate bound to a device.
+type DeviceCertificate struct {
+	// SHA256 is the uppercase hexadecimal SHA-256 of the certificate DER,
+	// the binding's key.
+	SHA256 string `json:"sha256"`
+	// Serial is the certificate's serial in canonical form (uppercase
+	// hexadecimal without leading zeros).
+	Serial string `json:"serial"`
+	// CAID is the store ID of the issuing CA record (ours or uploaded).
+	CAID string `json:"caId"`
+}
+
+// Binding ties a certificate to the device that first attested with it
+// (DESIGN.md §2, "Binding"). It is keyed by the certificate's SHA-256.
+type Binding struct {
+	CertSHA256 string    `json:"certSha256"`
+	DeviceID   string    `json:"deviceId"`
+	Serial     string    `json:"serial"`
+	CAID       string    `json:"caId"`
+	BoundAt    time.Time `json:"boundAt"`
+	// LastUsedAt is the latest successful attestation with the certificate;
+	// the 90-day sweep reads it.
+	LastUsedAt time.Time `json:"lastUsedAt"`
+	// Revoked marks a binding refused for good: its device was deleted.
+	Revoked bool `json:"revoked,omitempty"`
+}
+
+// Attestation is one successful attestation to record.
+type Attestation struct {
+	DeviceID      string
+	Platform      string
+	User          string
+	IntegrationID string
+	// Certificate is the certificate that signed a desktop proof; nil for a
+	// mobile (managementHint) proof.
+	Certificate *DeviceCertificate
+	At          time.Time
+}
+
+// DeviceStore keeps devices and certificate bindings for the attestation
+// verifier.
+type DeviceStore interface {
+	// RecordAttestation records a successful attestation in one atomic
+	// write: it binds a.Certificate (when set) to a.DeviceID if the
+	// certificate is unbound; creates the device (ACTIVE, FirstSeen =
+	// a.At) if it is absent or DELETED; and sets the device's
+	// LastAttested, Platform, IntegrationID, User (when non-empty), adds
+	// the certificate to its list, and sets the binding's LastUsedAt.
+	//
+	// It writes nothing and returns ErrConflict when the certificate is
+	// bound to another device, its binding is revoked, or the device is
+	// SUSPENDED or DEACTIVATED. In every case it returns the device and
+	// the binding as they are after the call (either may be nil), so the
+	// caller can tell why. Among concurrent first uses of one certificate
+	// by different devices exactly one binds it.
+	RecordAttestation(ctx context.Context, a *Attestation) (*Device, *Binding, error)
+	// GetDevice returns the device id; ErrNotFound if absent.
+	GetDevice(ctx context.Context, id string) (*Device, error)
+	// ListDevices returns every device, tombstones included, ordered by ID.
+	ListDevices(ctx context.Context) ([]*Device, error)
+	// SetDeviceStatus sets the status of device id and its UpdatedAt to
+	// at, and returns the device as stored; ErrNotFound if absent. Setting
+	// DeviceDeleted also marks every binding of the device revoked, in the
+	// same write.
+	SetDeviceStatus(ctx context.Context, id, status string, at time.Time) (*Device, error)
+	// GetBinding returns the binding of the certificate whose DER has the
+	// given SHA-256 (uppercase hexadecimal); ErrNotFound if unbound.
+	GetBinding(ctx context.Context, certSHA256 string) (*Binding, error)
+	// ListBindings returns every binding, ordered by certificate hash.
+	ListBindings(ctx context.Context) ([]*Binding, error)
+}

@@ -17,6 +17,10 @@ var (
 	ErrUsed = errors.New("challenge: already used")
 	// ErrExpired: a one-time challenge outlived its TTL.
 	ErrExpired = errors.New("challenge: expired")
+	// ErrUnavailable: the service that decides (Intune) could not be asked
+	// or gave no usable answer: a transport error, a timeout, a non-2xx or
+	// an unparsable reply. Fail closed: the client gets no certificate.
+	ErrUnavailable = errors.New("challenge: validation service unavailable")
 )
 
 // Secret is a challenge password or static secret. It never prints: String

@@ -31,8 +31,18 @@ const (
 	KeyFailInfo      = "fail_info"
 	KeyPKIStatus     = "pki_status"
 	KeyCipher        = "cipher"
+	KeyDeviceID      = "device_id"
+	KeyPlatform      = "platform"
+	KeyManaged       = "managed"
+	KeyReason        = "reason"
 	KeyError         = "error"
 	KeyPanic         = "panic"
+
+	// Intune delegation: one group per ScepActions call (status, code,
+	// client_request_id).
+	KeyIntuneValidate = "intune_validate"
+	KeyIntuneSuccess  = "intune_success_notification"
+	KeyIntuneFailure  = "intune_failure_notification"
 )
 
 // Event is the request's wide event. It is safe for concurrent use.

@@ -50,6 +50,8 @@ func classify(err error) (FailInfo, string) {
 		return BadRequest, "challenge_expired"
 	case errors.Is(err, challenge.ErrInvalid):
 		return BadRequest, "challenge_invalid"
+	case errors.Is(err, challenge.ErrUnavailable):
+		return BadRequest, "challenge_unavailable"
 	case errors.Is(err, ca.ErrPolicy):
 		return BadRequest, "csr_policy"
 	}

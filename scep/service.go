@@ -34,6 +34,8 @@ type authority interface {
 type stores interface {
 	GetIntegration(ctx context.Context, id string) (*store.Integration, error)
 	GetCertificate(ctx context.Context, serial string) (*store.Certificate, error)
+	// UpdateCertificateStatus revokes a certificate Intune never acknowledged (notify.go).
+	UpdateCertificateStatus(ctx context.Context, serial, status string, at time.Time, reason int) error
 	store.TransactionStore
 }
 
@@ -52,6 +54,9 @@ type Config struct {
 	Lease  time.Duration
 	Now    func() time.Time
 	Logger *slog.Logger
+	// Audit receives certificate events the service itself causes (a
+	// certificate revoked because it was never delivered); default Logger.
+	Audit *slog.Logger
 }
 
 // Service runs SCEP PKIOperations: decrypt, check, challenge, issue, reply.
@@ -63,6 +68,7 @@ type Service struct {
 	lease      time.Duration
 	now        func() time.Time
 	log        *slog.Logger
+	audit      *slog.Logger
 }
 
 // NewService validates cfg and returns a Service.
@@ -85,6 +91,7 @@ func NewService(cfg Config) (*Service, error) {
 		lease:      cfg.Lease,
 		now:        cfg.Now,
 		log:        cfg.Logger,
+		audit:      cfg.Audit,
 	}
 	if s.txTTL <= 0 {
 		s.txTTL = 7 * 24 * time.Hour
@@ -97,6 +104,9 @@ func NewService(cfg Config) (*Service, error) {
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.audit == nil {
+		s.audit = s.log
 	}
 	return s, nil
 }
@@ -218,9 +228,20 @@ func (s *Service) enroll(ctx context.Context, integ *store.Integration, msg *PKI
 	if tx.Claim, err = newClaim(); err != nil {
 		return reply{}, err
 	}
+	// A validator that must acknowledge the certificate before delivery
+	// (Intune, notify.go) holds the transaction at ISSUED until it does.
+	var n notifier
+	if !renewal {
+		n = s.notifierFor(integ)
+		tx.Confirm = n != nil
+	}
 	existing, err := s.store.ClaimTransaction(ctx, tx, now)
+	if errors.Is(err, store.ErrExists) && abandoned(existing, now) {
+		s.recoverAbandoned(ctx, existing)
+		existing, err = s.store.ClaimTransaction(ctx, tx, now)
+	}
 	if errors.Is(err, store.ErrExists) {
-		return s.replay(ctx, msg, params, tx, existing)
+		return s.replay(ctx, msg, params, tx, existing, n != nil)
 	}
 	if err != nil {
 		return reply{}, err
@@ -235,19 +256,25 @@ func (s *Service) enroll(ctx context.Context, integ *store.Integration, msg *PKI
 			}
 		}
 	}()
+	if n != nil {
+		// Validate, sign and notify share one budget under the device's timeout.
+		var cancel context.CancelFunc
+		ctx, cancel = s.withBudget(ctx, integ)
+		defer cancel()
+	}
+	vreq := challenge.Request{
+		Integration:   integ,
+		Password:      challenge.Secret(password),
+		TransactionID: msg.TransactionID,
+		PublicKeyHash: tx.PublicKeyHash,
+		CSR:           csr,
+	}
 	if !renewal {
 		v := s.validators[integ.ChallengeType]
 		if v == nil {
 			return reply{}, fmt.Errorf("scep: no validator for challenge type %q", integ.ChallengeType)
 		}
-		err := v.Validate(ctx, challenge.Request{
-			Integration:   integ,
-			Password:      challenge.Secret(password),
-			TransactionID: msg.TransactionID,
-			PublicKeyHash: tx.PublicKeyHash,
-			CSR:           csr,
-		})
-		if err != nil {
+		if err := v.Validate(ctx, vreq); err != nil {
 			return reply{}, err
 		}
 	}
@@ -257,11 +284,19 @@ func (s *Service) enroll(ctx context.Context, integ *store.Integration, msg *PKI
 	}
 	tok, err := s.ca.Prepare(ctx, &ca.Request{CSR: csr, IntegrationID: integ.ID, TransactionID: txKey, Validity: validity})
 	if err != nil {
+		s.notifyFailure(ctx, n, vreq, err)
 		return reply{}, err
 	}
 	cert, rec, err := s.ca.Issue(ctx, tok)
 	if err != nil {
+		s.notifyFailure(ctx, n, vreq, err)
 		return reply{}, err
+	}
+	if n != nil {
+		// Hand the certificate out only once Intune acknowledged it.
+		if err := s.deliver(ctx, n, vreq, txKey, tx.Claim, cert, rec); err != nil {
+			return reply{}, err
+		}
 	}
 	issued = true
 	reqlog.Add(ctx, slog.String(reqlog.KeySerial, rec.Serial))
@@ -278,13 +313,17 @@ func newClaim() (string, error) {
 }
 
 // replay answers a request whose transaction is already known: the same key
-// after SUCCESS gets the same certificate; an in-flight one gets PENDING.
-func (s *Service) replay(ctx context.Context, msg *PKIMessage, params cms.Params, tx, existing *store.Transaction) (reply, error) {
+// after SUCCESS gets the same certificate; an in-flight one gets PENDING, or
+// FAILURE when the integration is delegated (Intune never answers PENDING).
+func (s *Service) replay(ctx context.Context, msg *PKIMessage, params cms.Params, tx, existing *store.Transaction, delegated bool) (reply, error) {
 	if existing == nil || !bytes.Equal(existing.PublicKeyHash, tx.PublicKeyHash) {
 		return reply{}, fail(BadRequest, "transaction_key_mismatch", nil)
 	}
 	if existing.State != store.TxSuccess {
 		reqlog.Add(ctx, slog.Bool("in_flight", true))
+		if delegated {
+			return reply{}, fail(BadRequest, "transaction_in_flight", nil)
+		}
 		return reply{status: StatusPending}, nil
 	}
 	if !bytes.Equal(existing.ChallengeHash, tx.ChallengeHash) {
@@ -366,6 +405,9 @@ func (s *Service) poll(ctx context.Context, integ *store.Integration, msg *PKIMe
 		return reply{}, err
 	}
 	if tx.State != store.TxSuccess {
+		if s.notifierFor(integ) != nil {
+			return reply{}, fail(BadRequest, "transaction_in_flight", nil)
+		}
 		return reply{status: StatusPending}, nil
 	}
 	return s.issuedReply(ctx, msg, params, tx.Serial)

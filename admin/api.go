@@ -34,6 +34,9 @@ type Config struct {
 	// Sealer encrypts secrets scepca must use later (Intune client secret,
 	// managementHint) under the key-encryption key; *ca.KEK implements it.
 	Sealer Sealer
+	// Intune runs test connections of INTUNE integrations; cmd passes the
+	// validator the SCEP service uses. Default: one built on Sealer.
+	Intune IntuneTester
 }
 
 // Sealer encrypts and decrypts small secrets with AES-GCM; aad binds a
@@ -52,6 +55,7 @@ type API struct {
 	audit     *slog.Logger
 	dev       bool
 	sealer    Sealer
+	intune    IntuneTester
 }
 
 // New validates cfg and returns the API.
@@ -70,6 +74,10 @@ func New(cfg Config) (*API, error) {
 		audit:     cfg.Audit,
 		dev:       cfg.Dev,
 		sealer:    cfg.Sealer,
+		intune:    cfg.Intune,
+	}
+	if err := a.defaultIntune(); err != nil {
+		return nil, err
 	}
 	if a.now == nil {
 		a.now = time.Now
@@ -89,6 +97,8 @@ func (a *API) Register(mux *http.ServeMux) {
 		"GET /api/v1/device-integrations":                              a.listIntegrations,
 		"GET /api/v1/device-integrations/{id}":                         a.getIntegration,
 		"POST /api/v1/device-integrations/{id}/lifecycle/reset-secret": a.resetSecret,
+		"POST /api/v1/device-integrations/{id}/test":                   a.testIntegration,
+		"PUT /api/v1/device-integrations/{id}/intune":                  a.updateIntune,
 		"GET /api/v1/certificate-authorities":                          a.listCAs,
 		"GET /api/v1/certificate-authorities/{id}/cert":                a.getCACert,
 	}

@@ -31,6 +31,9 @@ type IntegrationRequest struct {
 	ChallengeTTLMinutes int  `json:"challengeTtlMinutes,omitempty"`
 	MaxOutstanding      int  `json:"maxOutstanding,omitempty"`
 	NDESEncoding        bool `json:"ndesEncoding,omitempty"`
+
+	// INTUNE only (intune.go).
+	Intune *IntuneSettings `json:"intune,omitempty"`
 }
 
 // Integration is an integration as the API shows it: never with secrets,
@@ -55,6 +58,9 @@ type Integration struct {
 	MaxOutstanding      int    `json:"maxOutstanding,omitempty"`
 	NDESEncoding        bool   `json:"ndesEncoding,omitempty"`
 
+	// INTUNE: the app registration, never its client secret (intune.go).
+	Intune *IntuneView `json:"intune,omitempty"`
+
 	// SecretKey (STATIC) and Password (DYNAMIC) appear only in the response
 	// that creates or resets them.
 	SecretKey string `json:"secretKey,omitempty"`
@@ -78,11 +84,12 @@ func (req *IntegrationRequest) Validate() error {
 		return problemf(http.StatusBadRequest, "platform must be DESKTOP, IOS or ANDROID")
 	}
 	switch req.ChallengeType {
-	case store.ChallengeStatic, store.ChallengeDynamic:
-	case store.ChallengeIntune:
-		return problemf(http.StatusBadRequest, "challengeType %s is not supported yet: use STATIC or DYNAMIC", req.ChallengeType)
+	case store.ChallengeStatic, store.ChallengeDynamic, store.ChallengeIntune:
 	default:
 		return problemf(http.StatusBadRequest, "challengeType must be STATIC, DYNAMIC or INTUNE")
+	}
+	if err := req.validateIntune(); err != nil {
+		return err
 	}
 	if req.ChallengeType != store.ChallengeDynamic && (req.ChallengeTTLMinutes != 0 || req.MaxOutstanding != 0 || req.NDESEncoding) {
 		return problemf(http.StatusBadRequest, "challengeTtlMinutes, maxOutstanding and ndesEncoding apply only to DYNAMIC integrations")
@@ -123,9 +130,15 @@ func (a *API) CreateIntegration(ctx context.Context, req IntegrationRequest) (*I
 	if req.ChallengeType == store.ChallengeDynamic && !a.dev && !a.httpsOrLoopback() {
 		return nil, problemf(http.StatusBadRequest, "a DYNAMIC integration needs an https public URL: its challenge URL carries a password (plain http is allowed only on loopback or with --dev)")
 	}
+	if req.ChallengeType == store.ChallengeIntune && a.sealer == nil {
+		return nil, errors.New("admin: an INTUNE integration needs the key-encryption key (Config.Sealer)")
+	}
 	secret, hash, err := newSecret()
 	if err != nil {
 		return nil, err
+	}
+	if req.ChallengeType == store.ChallengeIntune {
+		secret, hash = "", nil // Intune decides; there is no challenge secret of ours
 	}
 	now := a.now().UTC()
 	in := &store.Integration{
@@ -152,6 +165,12 @@ func (a *API) CreateIntegration(ctx context.Context, req IntegrationRequest) (*I
 		if in.ChallengeType == store.ChallengeDynamic {
 			in.Username = "scepca-" + in.ID
 		}
+		if in.ChallengeType == store.ChallengeIntune {
+			// Sealed per ID: the ciphertext opens only for this integration.
+			if err := a.setIntune(in, req.Intune); err != nil {
+				return nil, err
+			}
+		}
 		err = a.store.CreateIntegration(ctx, in)
 		if !errors.Is(err, store.ErrExists) {
 			break
@@ -161,6 +180,9 @@ func (a *API) CreateIntegration(ctx context.Context, req IntegrationRequest) (*I
 		return nil, fmt.Errorf("admin: create integration: %w", err)
 	}
 	a.audit.InfoContext(ctx, "device.integration.create", "target", in.ID, "name", in.Name, "challenge", in.ChallengeType, "outcome", "success")
+	if in.ChallengeType == store.ChallengeIntune {
+		return a.view(in), nil // its one secret is the admin's own, never echoed
+	}
 	return a.withSecret(in, secret), nil
 }
 
@@ -280,6 +302,9 @@ func (a *API) view(in *store.Integration) *Integration {
 			v.MaxOutstanding = challenge.DefaultMaxOutstanding
 		}
 		v.NDESEncoding = in.NDESEncoding
+	}
+	if in.ChallengeType == store.ChallengeIntune {
+		v.Intune = intuneView(in)
 	}
 	if v.CAChain == "" {
 		v.CAChain = store.CAChainIssuer

@@ -23,6 +23,10 @@ func (ClientSecret) GoString() string { return `"REDACTED"` }
 // LogValue implements slog.LogValuer without revealing the secret.
 func (ClientSecret) LogValue() slog.Value { return slog.StringValue("REDACTED") }
 
+// MarshalJSON keeps an encoded struct from carrying the secret; a client
+// that must send it encodes Reveal() itself. Decoding is unaffected.
+func (ClientSecret) MarshalJSON() ([]byte, error) { return []byte(`"REDACTED"`), nil }
+
 // Reveal returns the secret, for the token request and sealing only.
 func (s ClientSecret) Reveal() string { return string(s) }
 

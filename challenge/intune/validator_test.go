@@ -5,6 +5,7 @@ import (
 	"crypto/sha1"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -568,6 +569,13 @@ func TestSecretsRedacted(t *testing.T) {
 	log.Info(fmt.Sprintf("%v %s %+v %#v %v %#v", secret, secret, secret, secret, tok, tok))
 	if out := buf.String(); strings.Contains(out, "s3cr3t") || strings.Contains(out, "payload") || strings.Count(out, "REDACTED") != 8 {
 		t.Errorf("log = %s, want eight REDACTED and no secret", out)
+	}
+	if b, err := json.Marshal(struct{ S ClientSecret }{secret}); err != nil || string(b) != `{"S":"REDACTED"}` {
+		t.Errorf("json.Marshal(ClientSecret) = %s, %v, want REDACTED", b, err)
+	}
+	var decoded struct{ S ClientSecret }
+	if err := json.Unmarshal([]byte(`{"S":"s3cr3t~value"}`), &decoded); err != nil || decoded.S.Reveal() != "s3cr3t~value" {
+		t.Errorf("json.Unmarshal(ClientSecret) = %v, %v, want the secret", decoded.S.Reveal() == "s3cr3t~value", err)
 	}
 
 	f := newFixture(t)

@@ -1,0 +1,384 @@
+package attest
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/hmac"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/subtle"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+
+	"github.com/scepca/scepca/internal/reqlog"
+	"github.com/scepca/scepca/store"
+)
+
+// The verifier's dependencies, each the few methods it calls, so that the
+// core runs (and fuzzes) on in-memory fakes as well as on the store.
+type (
+	// NonceConsumer consumes a nonce once (Nonces).
+	NonceConsumer interface {
+		Consume(ctx context.Context, nonce string) error
+	}
+	// TrustAnchors finds a certificate's trusted issuer (Anchors).
+	TrustAnchors interface {
+		Find(ctx context.Context, cert *x509.Certificate) (*Issuer, error)
+	}
+	// CertLookup reads our own certificate records (revocation state).
+	CertLookup interface {
+		GetCertificate(ctx context.Context, serial string) (*store.Certificate, error)
+	}
+	// RevocationChecker checks an uploaded issuer's CRL (CRLs).
+	RevocationChecker interface {
+		Check(ctx context.Context, cert, issuer *x509.Certificate) (CRLStatus, error)
+	}
+	// Recorder binds certificates and records devices atomically.
+	Recorder interface {
+		RecordAttestation(ctx context.Context, a *store.Attestation) (*store.Device, *store.Binding, error)
+	}
+	// IntegrationLookup reads mobile integrations.
+	IntegrationLookup interface {
+		GetIntegration(ctx context.Context, id string) (*store.Integration, error)
+	}
+)
+
+// Config wires a Verifier. Every field but Now and Logger is required.
+type Config struct {
+	Nonces       NonceConsumer
+	Anchors      TrustAnchors
+	Certificates CertLookup
+	CRLs         RevocationChecker
+	Devices      Recorder
+	Integrations IntegrationLookup
+	// Hints opens the sealed managementHint of mobile integrations.
+	Hints Opener
+	Now   func() time.Time
+	// Logger receives refusals that point at a problem on our side or an
+	// attack (unknown certificate of our CA); default discards.
+	Logger *slog.Logger
+}
+
+// Verifier checks attestation proofs and answers device contexts. It is
+// safe for concurrent use.
+type Verifier struct {
+	cfg Config
+}
+
+// New checks cfg and returns a Verifier.
+func New(cfg Config) (*Verifier, error) {
+	switch {
+	case cfg.Nonces == nil:
+		return nil, errors.New("attest: verifier: Nonces is required")
+	case cfg.Anchors == nil:
+		return nil, errors.New("attest: verifier: Anchors is required")
+	case cfg.Certificates == nil:
+		return nil, errors.New("attest: verifier: Certificates is required")
+	case cfg.CRLs == nil:
+		return nil, errors.New("attest: verifier: CRLs is required")
+	case cfg.Devices == nil:
+		return nil, errors.New("attest: verifier: Devices is required")
+	case cfg.Integrations == nil:
+		return nil, errors.New("attest: verifier: Integrations is required")
+	case cfg.Hints == nil:
+		return nil, errors.New("attest: verifier: Hints is required")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Verifier{cfg: cfg}, nil
+}
+
+// refusal ends a verification with a reason; it is not an error.
+type refusal struct {
+	reason, detail string
+}
+
+func refuse(reason, format string, args ...any) *refusal {
+	return &refusal{reason: reason, detail: fmt.Sprintf(format, args...)}
+}
+
+// Verify checks p in the order of PROTOCOLS.md §4.2 and returns the device
+// context. A proof that fails a check is an answer (Managed false, a
+// reason), not an error; Verify returns an error only when it could not
+// decide (the store failed), and then the caller must treat the device as
+// not managed.
+//
+// Security invariants enforced here: the nonce is consumed before anything
+// else is checked, so any proof, good or bad, spends it; the signature is
+// checked over exactly Message(p.Nonce, p.DeviceID); a certificate is
+// bound to the first device that attests with it, atomically with the
+// lifecycle check and the record of the attestation; managementHint
+// comparisons are constant-time.
+func (v *Verifier) Verify(ctx context.Context, p *Proof) (*DeviceContext, error) {
+	now := v.cfg.Now().UTC()
+	dc := &DeviceContext{DeviceID: p.DeviceID, Platform: p.Platform, VerifiedAt: now}
+	var (
+		r   *refusal
+		err error
+	)
+	if p.Desktop() {
+		r, err = v.desktop(ctx, p, dc, now)
+	} else {
+		r, err = v.mobile(ctx, p, dc, now)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if r != nil {
+		dc.Managed, dc.Reason, dc.Detail = false, r.reason, r.detail
+	} else {
+		dc.Managed, dc.Reason = true, ReasonManaged
+	}
+	attrs := []slog.Attr{
+		slog.String(reqlog.KeyDeviceID, dc.DeviceID),
+		slog.String(reqlog.KeyPlatform, dc.Platform),
+		slog.Bool(reqlog.KeyManaged, dc.Managed),
+		slog.String(reqlog.KeyReason, dc.Reason),
+	}
+	if dc.IntegrationID != "" {
+		attrs = append(attrs, slog.String(reqlog.KeyIntegrationID, dc.IntegrationID))
+	}
+	if dc.Certificate != nil {
+		attrs = append(attrs, slog.String(reqlog.KeySerial, dc.Certificate.Serial))
+	}
+	reqlog.Add(ctx, attrs...)
+	return dc, nil
+}
+
+func (v *Verifier) consume(ctx context.Context, nonce string) (*refusal, error) {
+	switch err := v.cfg.Nonces.Consume(ctx, nonce); {
+	case err == nil:
+		return nil, nil
+	case errors.Is(err, ErrNonceUnknown):
+		return refuse(ReasonNonceUnknown, "the nonce was not issued by this verifier, or was swept long after it expired"), nil
+	case errors.Is(err, ErrNonceUsed):
+		return refuse(ReasonNonceUsed, "the nonce was already presented; ask for a new one for every proof"), nil
+	case errors.Is(err, ErrNonceExpired):
+		return refuse(ReasonNonceExpired, "the nonce expired; ask for a new one for every proof"), nil
+	default:
+		return nil, err
+	}
+}
+
+// desktop checks a certificate-signed proof.
+func (v *Verifier) desktop(ctx context.Context, p *Proof, dc *DeviceContext, now time.Time) (*refusal, error) {
+	cert := p.Certificate
+	dc.Certificate = &CertificateInfo{
+		Serial:    serialString(cert),
+		Subject:   cert.Subject.String(),
+		Issuer:    cert.Issuer.String(),
+		NotBefore: cert.NotBefore.UTC(),
+		NotAfter:  cert.NotAfter.UTC(),
+		SHA256:    p.CertSHA256,
+	}
+	if r, err := v.consume(ctx, p.Nonce); r != nil || err != nil {
+		return r, err
+	}
+	if err := checkSignature(cert.PublicKey, p.SignatureAlgorithm, Message(p.Nonce, p.DeviceID), p.Signature); err != nil {
+		return refuse(ReasonBadSignature, "%s", err.Error()), nil
+	}
+	if now.Before(cert.NotBefore) {
+		return refuse(ReasonCertNotYetValid, "the certificate is valid from %s", cert.NotBefore.UTC().Format(time.RFC3339)), nil
+	}
+	if now.After(cert.NotAfter) {
+		return refuse(ReasonCertExpired, "the certificate expired at %s", cert.NotAfter.UTC().Format(time.RFC3339)), nil
+	}
+	iss, err := v.cfg.Anchors.Find(ctx, cert)
+	if errors.Is(err, ErrUntrusted) {
+		return refuse(ReasonUntrustedIssuer, "the certificate was issued neither by our intermediate nor by an uploaded one"), nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	dc.Certificate.IssuerID = iss.ID
+	if cert.KeyUsage&x509.KeyUsageDigitalSignature == 0 {
+		return refuse(ReasonCertKeyUsage, "the certificate's key usage lacks digitalSignature"), nil
+	}
+
+	user := ""
+	if iss.Uploaded {
+		switch st, err := v.cfg.CRLs.Check(ctx, cert, iss.Cert); {
+		case err != nil:
+			v.cfg.Logger.WarnContext(ctx, "attest: CRL unavailable", "issuer_id", iss.ID, "error", err)
+			return refuse(ReasonCRLUnavailable, "the CRL of the uploaded issuer could not be fetched or verified; the certificate cannot be checked"), nil
+		case st == CRLHold:
+			return refuse(ReasonCertOnHold, "the issuer's CRL lists the certificate on hold"), nil
+		case st == CRLRevoked:
+			return refuse(ReasonCertRevoked, "the issuer's CRL lists the certificate as revoked"), nil
+		}
+		user, _ = parseSubjectCN(cert.Subject.CommonName)
+	} else {
+		rec, err := v.cfg.Certificates.GetCertificate(ctx, dc.Certificate.Serial)
+		switch {
+		case errors.Is(err, store.ErrNotFound) || err == nil && !bytes.Equal(rec.DER, cert.Raw):
+			v.cfg.Logger.WarnContext(ctx, "attest: certificate signed by our intermediate is not on record",
+				reqlog.KeySerial, dc.Certificate.Serial, "issuer_id", iss.ID)
+			return refuse(ReasonCertUnknown, "the certificate is not on record"), nil
+		case err != nil:
+			return nil, fmt.Errorf("attest: certificate %s: %w", dc.Certificate.Serial, err)
+		}
+		switch rec.Status {
+		case store.CertRevoked:
+			return refuse(ReasonCertRevoked, "the certificate was revoked"), nil
+		case store.CertOnHold:
+			return refuse(ReasonCertOnHold, "the certificate is on hold (its device is deactivated)"), nil
+		}
+		user = rec.User
+		dc.IntegrationID = rec.IntegrationID
+	}
+	dc.User = user
+
+	dev, bind, err := v.cfg.Devices.RecordAttestation(ctx, &store.Attestation{
+		DeviceID:      p.DeviceID,
+		Platform:      p.Platform,
+		User:          user,
+		IntegrationID: dc.IntegrationID,
+		Certificate:   &store.DeviceCertificate{SHA256: p.CertSHA256, Serial: dc.Certificate.Serial, CAID: iss.ID},
+		At:            now,
+	})
+	return v.recorded(dc, p, dev, bind, err)
+}
+
+// recorded turns the outcome of RecordAttestation into the binding and
+// lifecycle refusals, in that order.
+func (v *Verifier) recorded(dc *DeviceContext, p *Proof, dev *store.Device, bind *store.Binding, err error) (*refusal, error) {
+	if dev != nil && dev.Status != store.DeviceDeleted {
+		dc.DeviceStatus = dev.Status
+		if dc.User == "" {
+			dc.User = dev.User
+		}
+	}
+	if err == nil {
+		return nil, nil
+	}
+	if !errors.Is(err, store.ErrConflict) {
+		return nil, err
+	}
+	switch {
+	case bind != nil && bind.DeviceID != p.DeviceID:
+		dc.DeviceStatus = ""
+		if dev != nil && dev.ID == p.DeviceID && dev.Status != store.DeviceDeleted {
+			dc.DeviceStatus = dev.Status
+		}
+		return refuse(ReasonCertBoundToOther, "the certificate is bound to another device"), nil
+	case bind != nil && bind.Revoked:
+		return refuse(ReasonCertRevoked, "the certificate was revoked when its device was deleted"), nil
+	case dev != nil && dev.Status == store.DeviceSuspended:
+		return refuse(ReasonDeviceSuspended, "the device is suspended"), nil
+	case dev != nil && dev.Status == store.DeviceDeactivated:
+		return refuse(ReasonDeviceDeactivated, "the device is deactivated"), nil
+	}
+	return nil, fmt.Errorf("attest: record attestation of %s: unexplained conflict: %w", p.DeviceID, err)
+}
+
+// mobile checks a managementHint proof.
+func (v *Verifier) mobile(ctx context.Context, p *Proof, dc *DeviceContext, now time.Time) (*refusal, error) {
+	if r, err := v.consume(ctx, p.Nonce); r != nil || err != nil {
+		return r, err
+	}
+	in, err := v.cfg.Integrations.GetIntegration(ctx, p.IntegrationID)
+	switch {
+	case errors.Is(err, store.ErrNotFound) || err == nil && in.Platform != p.Platform:
+		return refuse(ReasonIntegrationUnknown, "there is no %s integration with that ID", p.Platform), nil
+	case err != nil:
+		return nil, fmt.Errorf("attest: integration %s: %w", p.IntegrationID, err)
+	}
+	dc.IntegrationID = in.ID
+	if !in.Enabled {
+		return refuse(ReasonIntegrationDisabled, "the integration is disabled"), nil
+	}
+	if p.ManagementHint != "" && !in.AllowPlainHint {
+		return refuse(ReasonPlainHintNotAllowed, "this integration accepts only the HMAC proof, not the managementHint itself"), nil
+	}
+	hint, err := OpenHint(v.cfg.Hints, in)
+	if err != nil {
+		return nil, err
+	}
+	var ok bool
+	if p.HMAC != nil {
+		ok = hmac.Equal(MobileProof(hint, p.Nonce, p.DeviceID), p.HMAC)
+	} else {
+		// Hash both so the comparison takes the same time whatever the
+		// lengths.
+		want, got := sha256.Sum256([]byte(hint)), sha256.Sum256([]byte(p.ManagementHint))
+		ok = subtle.ConstantTimeCompare(want[:], got[:]) == 1
+	}
+	if !ok {
+		return refuse(ReasonHintMismatch, "the proof does not match the integration's managementHint"), nil
+	}
+	dev, bind, err := v.cfg.Devices.RecordAttestation(ctx, &store.Attestation{
+		DeviceID:      p.DeviceID,
+		Platform:      p.Platform,
+		IntegrationID: in.ID,
+		At:            now,
+	})
+	return v.recorded(dc, p, dev, bind, err)
+}
+
+// checkSignature verifies sig over msg with SHA-256 under pub for alg. An
+// ECDSA signature may be ASN.1 DER (X9.62, as openssl and Apple's Security
+// framework produce) or raw r||s (IEEE P1363, as Windows CNG produces).
+func checkSignature(pub crypto.PublicKey, alg string, msg, sig []byte) error {
+	digest := sha256.Sum256(msg)
+	switch k := pub.(type) {
+	case *rsa.PublicKey:
+		switch alg {
+		case AlgRSAPKCS1SHA256:
+			if rsa.VerifyPKCS1v15(k, crypto.SHA256, digest[:], sig) != nil {
+				return errors.New("the RSA PKCS #1 v1.5 signature does not verify over the message")
+			}
+			return nil
+		case AlgRSAPSSSHA256:
+			if rsa.VerifyPSS(k, crypto.SHA256, digest[:], sig, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthAuto}) != nil {
+				return errors.New("the RSA-PSS signature does not verify over the message")
+			}
+			return nil
+		}
+		return fmt.Errorf("signatureAlgorithm %s does not fit the certificate's RSA key", alg)
+	case *ecdsa.PublicKey:
+		if alg != AlgECDSASHA256 {
+			return fmt.Errorf("signatureAlgorithm %s does not fit the certificate's ECDSA key", alg)
+		}
+		if ecdsa.VerifyASN1(k, digest[:], sig) {
+			return nil
+		}
+		if size := (k.Curve.Params().BitSize + 7) / 8; len(sig) == 2*size {
+			var b cryptobyte.Builder
+			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+				b.AddASN1BigInt(new(big.Int).SetBytes(sig[:size]))
+				b.AddASN1BigInt(new(big.Int).SetBytes(sig[size:]))
+			})
+			if der, err := b.Bytes(); err == nil && ecdsa.VerifyASN1(k, digest[:], der) {
+				return nil
+			}
+		}
+		return errors.New("the ECDSA signature does not verify over the message")
+	}
+	return errors.New("the certificate's key is neither RSA nor ECDSA")
+}
+
+// parseSubjectCN splits an Okta-style common name "<user>
+// managementAttestation <deviceID>" (keyword case-insensitive); any other
+// shape gives ("", ""). It mirrors ca.ParseSubjectCN for certificates of
+// uploaded issuers, which ca never recorded.
+func parseSubjectCN(cn string) (user, deviceID string) {
+	f := strings.Fields(cn)
+	if len(f) != 3 || !strings.EqualFold(f[1], "managementAttestation") {
+		return "", ""
+	}
+	return f[0], f[2]
+}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/scepca/scepca/admin"
 	"github.com/scepca/scepca/challenge"
+	"github.com/scepca/scepca/challenge/intune"
 	"github.com/scepca/scepca/internal/reqlog"
 	"github.com/scepca/scepca/scep"
 	"github.com/scepca/scepca/store"
@@ -33,6 +34,8 @@ type serveOptions struct {
 	logLevel  string
 	validity  time.Duration
 	jitter    time.Duration
+	// intuneTimeout bounds each call to Entra ID, Graph and Intune.
+	intuneTimeout time.Duration
 }
 
 // devIntegration is what --dev keeps of its default integration so that
@@ -53,6 +56,7 @@ func runServe(ctx context.Context, args []string, env func(string) string, stdou
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.DurationVar(&o.validity, "cert-validity", 365*24*time.Hour, "validity of issued certificates (integrations may override in days)")
 	fs.DurationVar(&o.jitter, "cert-jitter", 0, "shorten each certificate's NotAfter by a random amount up to this, to spread renewals (at most half the validity)")
+	fs.DurationVar(&o.intuneTimeout, "intune-timeout", intune.DefaultCallTimeout, "timeout of each call to Entra ID, Microsoft Graph and Intune (INTUNE integrations)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -99,7 +103,11 @@ func runServe(ctx context.Context, args []string, env func(string) string, stdou
 	if err != nil {
 		return err
 	}
-	api, err := admin.New(admin.Config{Store: st, PublicURL: o.publicURL, TokenHashes: [][]byte{tokenHash}, Audit: audit, Dev: o.dev, Sealer: kek})
+	intuneValidator, err := intune.New(intune.Config{Opener: kek, CallTimeout: o.intuneTimeout, CallerInfo: "scepca/" + version(), Logger: log})
+	if err != nil {
+		return err
+	}
+	api, err := admin.New(admin.Config{Store: st, PublicURL: o.publicURL, TokenHashes: [][]byte{tokenHash}, Audit: audit, Dev: o.dev, Sealer: kek, Intune: intuneValidator})
 	if err != nil {
 		return err
 	}
@@ -113,8 +121,10 @@ func runServe(ctx context.Context, args []string, env func(string) string, stdou
 		Validators: map[string]challenge.Validator{
 			store.ChallengeStatic:  challenge.Static{},
 			store.ChallengeDynamic: dynamic,
+			store.ChallengeIntune:  intuneValidator,
 		},
 		Logger: log,
+		Audit:  audit,
 	})
 	if err != nil {
 		return err

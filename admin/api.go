@@ -16,6 +16,8 @@ type stores interface {
 	store.IntegrationStore
 	ListCAs(ctx context.Context) ([]*store.CA, error)
 	GetCA(ctx context.Context, id string) (*store.CA, error)
+	CreateCA(ctx context.Context, c *store.CA) error
+	DeleteCA(ctx context.Context, id string) error
 }
 
 // Config configures the admin API.
@@ -37,6 +39,9 @@ type Config struct {
 	// Intune runs test connections of INTUNE integrations; cmd passes the
 	// validator the SCEP service uses. Default: one built on Sealer.
 	Intune IntuneTester
+	// Attestation serves /api/v1/attestation/* and is told when trust
+	// changes (attestation.go); without it those routes answer 503.
+	Attestation Attestation
 }
 
 // Sealer encrypts and decrypts small secrets with AES-GCM; aad binds a
@@ -56,6 +61,7 @@ type API struct {
 	dev       bool
 	sealer    Sealer
 	intune    IntuneTester
+	attest    Attestation
 }
 
 // New validates cfg and returns the API.
@@ -75,6 +81,7 @@ func New(cfg Config) (*API, error) {
 		dev:       cfg.Dev,
 		sealer:    cfg.Sealer,
 		intune:    cfg.Intune,
+		attest:    cfg.Attestation,
 	}
 	if err := a.defaultIntune(); err != nil {
 		return nil, err
@@ -101,6 +108,10 @@ func (a *API) Register(mux *http.ServeMux) {
 		"PUT /api/v1/device-integrations/{id}/intune":                  a.updateIntune,
 		"GET /api/v1/certificate-authorities":                          a.listCAs,
 		"GET /api/v1/certificate-authorities/{id}/cert":                a.getCACert,
+		"POST /api/v1/certificate-authorities":                         a.uploadCA,
+		"DELETE /api/v1/certificate-authorities/{id}":                  a.deleteCA,
+		"POST /api/v1/attestation/nonces":                              a.attestationNonce,
+		"POST /api/v1/attestation/verify":                              a.attestationVerify,
 	}
 	for pattern, h := range routes {
 		mux.Handle(pattern, requireToken(a.tokens, a.wrap(h)))

@@ -34,6 +34,12 @@ type IntegrationRequest struct {
 
 	// INTUNE only (intune.go).
 	Intune *IntuneSettings `json:"intune,omitempty"`
+
+	// IOS and ANDROID only (attestation_mobile.go): a supplied
+	// managementHint (generated when empty), and whether the verifier also
+	// accepts it presented in the clear instead of its HMAC.
+	ManagementHint string `json:"managementHint,omitempty"`
+	AllowPlainHint bool   `json:"allowPlainHint,omitempty"`
 }
 
 // Integration is an integration as the API shows it: never with secrets,
@@ -61,6 +67,9 @@ type Integration struct {
 	// INTUNE: the app registration, never its client secret (intune.go).
 	Intune *IntuneView `json:"intune,omitempty"`
 
+	// IOS and ANDROID: whether a plain managementHint is accepted.
+	AllowPlainHint bool `json:"allowPlainHint,omitempty"`
+
 	// SecretKey (STATIC) and Password (DYNAMIC) appear only in the response
 	// that creates or resets them.
 	SecretKey string `json:"secretKey,omitempty"`
@@ -78,8 +87,11 @@ func (req *IntegrationRequest) Validate() error {
 	}
 	switch req.Platform {
 	case store.PlatformDesktop:
+		if err := req.rejectMobileFields(); err != nil {
+			return err
+		}
 	case store.PlatformIOS, store.PlatformAndroid:
-		return problemf(http.StatusBadRequest, "platform %s is not supported yet: only DESKTOP integrations can be created", req.Platform)
+		return req.validateMobile()
 	default:
 		return problemf(http.StatusBadRequest, "platform must be DESKTOP, IOS or ANDROID")
 	}
@@ -126,6 +138,9 @@ func (req *IntegrationRequest) Validate() error {
 func (a *API) CreateIntegration(ctx context.Context, req IntegrationRequest) (*Integration, error) {
 	if err := req.Validate(); err != nil {
 		return nil, err
+	}
+	if isMobile(req.Platform) {
+		return a.createMobile(ctx, req)
 	}
 	if req.ChallengeType == store.ChallengeDynamic && !a.dev && !a.httpsOrLoopback() {
 		return nil, problemf(http.StatusBadRequest, "a DYNAMIC integration needs an https public URL: its challenge URL carries a password (plain http is allowed only on loopback or with --dev)")
@@ -233,6 +248,9 @@ func (a *API) ResetSecret(ctx context.Context, id string) (*Integration, error) 
 	if err != nil {
 		return nil, err
 	}
+	if isMobile(in.Platform) {
+		return a.resetHint(ctx, in)
+	}
 	switch in.ChallengeType {
 	case store.ChallengeStatic, store.ChallengeDynamic:
 	default:
@@ -312,6 +330,7 @@ func (a *API) view(in *store.Integration) *Integration {
 	if v.MinCipher == "" {
 		v.MinCipher = "des"
 	}
+	viewMobile(in, v)
 	return v
 }
 

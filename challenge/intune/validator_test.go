@@ -312,8 +312,9 @@ func TestDiscoveryFailures(t *testing.T) {
 	if err := f.v.Validate(t.Context(), f.request(t, "4", "ok")); err != nil {
 		t.Fatalf("Validate(fixed) = %v, want nil", err)
 	}
-	if got := f.counts(); got.discovery != 4 || got.validate != 1 {
-		t.Errorf("fake counted %+v, want 4 discoveries and 1 validate", got)
+	// The 403 dropped the Graph token (one more fetch); the 500 did not.
+	if got := f.counts(); got.discovery != 4 || got.validate != 1 || got.graphTokens != 2 {
+		t.Errorf("fake counted %+v, want 4 discoveries, 2 Graph tokens and 1 validate", got)
 	}
 }
 

@@ -1,6 +1,7 @@
 // Command scepca is the scepca server and its command-line tools: serve,
-// init, ca (root key export and removal), bench and version. Subcommands only
-// wire packages together and print; the logic lives in the packages.
+// init, ca (root key export and removal), attest (a device proving it is
+// managed), bench and version. Subcommands only wire packages together and
+// print; the logic lives in the packages.
 package main
 
 import (
@@ -41,6 +42,7 @@ func commands() map[string]command {
 		"init":    {"create the root and intermediate CA in the data directory", runInit},
 		"ca":      {"export or remove the root key (keep the root offline)", runCA},
 		"bench":   {"measure SCEP enrollment throughput on loopback", runBench},
+		"attest":  {"act as a device: prove management to the verifier, print the device context", runAttest},
 		"version": {"print the version", runVersion},
 	}
 }

@@ -36,6 +36,8 @@ type serveOptions struct {
 	jitter    time.Duration
 	// intuneTimeout bounds each call to Entra ID, Graph and Intune.
 	intuneTimeout time.Duration
+	// attest configures the attestation verifier (serve_attest.go).
+	attest attestOptions
 }
 
 // devIntegration is what --dev keeps of its default integration so that
@@ -57,6 +59,7 @@ func runServe(ctx context.Context, args []string, env func(string) string, stdou
 	fs.DurationVar(&o.validity, "cert-validity", 365*24*time.Hour, "validity of issued certificates (integrations may override in days)")
 	fs.DurationVar(&o.jitter, "cert-jitter", 0, "shorten each certificate's NotAfter by a random amount up to this, to spread renewals (at most half the validity)")
 	fs.DurationVar(&o.intuneTimeout, "intune-timeout", intune.DefaultCallTimeout, "timeout of each call to Entra ID, Microsoft Graph and Intune (INTUNE integrations)")
+	o.attest.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -107,7 +110,11 @@ func runServe(ctx context.Context, args []string, env func(string) string, stdou
 	if err != nil {
 		return err
 	}
-	api, err := admin.New(admin.Config{Store: st, PublicURL: o.publicURL, TokenHashes: [][]byte{tokenHash}, Audit: audit, Dev: o.dev, Sealer: kek, Intune: intuneValidator})
+	attestation, attestSweeper, err := newAttestation(&o.attest, st, kek, log, audit)
+	if err != nil {
+		return err
+	}
+	api, err := admin.New(admin.Config{Store: st, PublicURL: o.publicURL, TokenHashes: [][]byte{tokenHash}, Audit: audit, Dev: o.dev, Sealer: kek, Intune: intuneValidator, Attestation: attestation})
 	if err != nil {
 		return err
 	}
@@ -158,6 +165,7 @@ func runServe(ctx context.Context, args []string, env func(string) string, stdou
 	defer background.Wait()
 	defer stopBackground()
 	background.Go(func() { _ = dynamic.Run(bgCtx) })
+	background.Go(func() { _ = attestSweeper.Run(bgCtx) })
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

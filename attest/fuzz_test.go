@@ -28,6 +28,8 @@ import (
 
 type fakeNonces struct{}
 
+func (f fakeNonces) Check(ctx context.Context, nonce string) error { return f.Consume(ctx, nonce) }
+
 func (fakeNonces) Consume(_ context.Context, nonce string) error {
 	switch {
 	case strings.HasPrefix(nonce, "used"):

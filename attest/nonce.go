@@ -33,6 +33,7 @@ var (
 // store.KindNonce.
 type NonceStore interface {
 	PutOneTime(ctx context.Context, kind string, v *store.OneTime) error
+	GetOneTime(ctx context.Context, kind, key string) (*store.OneTime, error)
 	ConsumeOneTime(ctx context.Context, kind, key string, now time.Time) (*store.OneTime, error)
 	SweepOneTime(ctx context.Context, kind string, now time.Time) (int, error)
 }
@@ -90,6 +91,46 @@ func (n *Nonces) Mint(ctx context.Context) (*Nonce, error) {
 	return &Nonce{Value: v.Key, ExpiresAt: v.ExpiresAt}, nil
 }
 
+// Check reports whether nonce can still be presented, without consuming
+// it: nil, or an error wrapping ErrNonceUnknown, ErrNonceUsed or
+// ErrNonceExpired (or the store's error). The verifier checks first and
+// consumes the nonce in the write that records the proof's outcome
+// (store.Attestation.Nonce), so a sign-in costs one durable write; that
+// write re-checks atomically, so Check deciding "unused" is never trusted
+// alone.
+func (n *Nonces) Check(ctx context.Context, nonce string) error {
+	if !wellFormedNonce(nonce) {
+		return ErrNonceUnknown
+	}
+	v, err := n.st.GetOneTime(ctx, store.KindNonce, nonce)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return ErrNonceUnknown
+	case err != nil:
+		return fmt.Errorf("attest: check nonce: %w", err)
+	case !v.UsedAt.IsZero():
+		return ErrNonceUsed
+	case !v.ExpiresAt.After(n.now()):
+		return ErrNonceExpired
+	}
+	return nil
+}
+
+// NonceError maps the store's answer to consuming a nonce (by
+// ConsumeOneTime or with store.Attestation.Nonce) to the nonce errors; it
+// returns nil for any other error.
+func NonceError(err error) error {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return ErrNonceUnknown
+	case errors.Is(err, store.ErrUsed):
+		return ErrNonceUsed
+	case errors.Is(err, store.ErrExpired):
+		return ErrNonceExpired
+	}
+	return nil
+}
+
 // Consume marks nonce used. It returns nil for the first presentation of
 // a minted, unexpired nonce, and otherwise an error wrapping
 // ErrNonceUnknown, ErrNonceUsed or ErrNonceExpired (or the store's error).
@@ -99,15 +140,11 @@ func (n *Nonces) Consume(ctx context.Context, nonce string) error {
 		return ErrNonceUnknown
 	}
 	_, err := n.st.ConsumeOneTime(ctx, store.KindNonce, nonce, n.now())
-	switch {
-	case err == nil:
+	if err == nil {
 		return nil
-	case errors.Is(err, store.ErrNotFound):
-		return ErrNonceUnknown
-	case errors.Is(err, store.ErrUsed):
-		return ErrNonceUsed
-	case errors.Is(err, store.ErrExpired):
-		return ErrNonceExpired
+	}
+	if nerr := NonceError(err); nerr != nil {
+		return nerr
 	}
 	return fmt.Errorf("attest: consume nonce: %w", err)
 }

@@ -27,8 +27,10 @@ import (
 // The verifier's dependencies, each the few methods it calls, so that the
 // core runs (and fuzzes) on in-memory fakes as well as on the store.
 type (
-	// NonceConsumer consumes a nonce once (Nonces).
+	// NonceConsumer checks nonces and spends those of refused proofs
+	// (Nonces); the nonce of an accepted proof is consumed by Recorder.
 	NonceConsumer interface {
+		Check(ctx context.Context, nonce string) error
 		Consume(ctx context.Context, nonce string) error
 	}
 	// TrustAnchors finds a certificate's trusted issuer (Anchors).
@@ -43,7 +45,8 @@ type (
 	RevocationChecker interface {
 		Check(ctx context.Context, cert, issuer *x509.Certificate) (CRLStatus, error)
 	}
-	// Recorder binds certificates and records devices atomically.
+	// Recorder binds certificates, records devices and consumes the
+	// proof's nonce (store.Attestation.Nonce), atomically.
 	Recorder interface {
 		RecordAttestation(ctx context.Context, a *store.Attestation) (*store.Device, *store.Binding, error)
 	}
@@ -105,6 +108,9 @@ func New(cfg Config) (*Verifier, error) {
 // refusal ends a verification with a reason; it is not an error.
 type refusal struct {
 	reason, detail string
+	// spent: the nonce needs no spending (it was consumed with the
+	// refusal, or cannot be: unknown, used, expired).
+	spent bool
 }
 
 func refuse(reason, format string, args ...any) *refusal {
@@ -117,23 +123,36 @@ func refuse(reason, format string, args ...any) *refusal {
 // decide (the store failed), and then the caller must treat the device as
 // not managed.
 //
-// Security invariants enforced here: the nonce is consumed before anything
-// else is checked, so any proof, good or bad, spends it; the signature is
+// Security invariants enforced here: every proof that passes the nonce
+// check spends its nonce, good or bad: a refused one by an explicit
+// consume, an accepted one in the same atomic write that binds its
+// certificate and records the device (one durable write per sign-in), and
+// a nonce consumed concurrently meanwhile turns the answer into
+// NONCE_USED, so a nonce is accepted at most once; the signature is
 // checked over exactly Message(p.Nonce, p.DeviceID); a certificate is
 // bound to the first device that attests with it, atomically with the
-// lifecycle check and the record of the attestation; managementHint
-// comparisons are constant-time.
+// lifecycle check; managementHint comparisons are constant-time.
 func (v *Verifier) Verify(ctx context.Context, p *Proof) (*DeviceContext, error) {
 	now := v.cfg.Now().UTC()
 	dc := &DeviceContext{DeviceID: p.DeviceID, Platform: p.Platform, VerifiedAt: now}
-	var (
-		r   *refusal
-		err error
-	)
 	if p.Desktop() {
-		r, err = v.desktop(ctx, p, dc, now)
-	} else {
-		r, err = v.mobile(ctx, p, dc, now)
+		dc.Certificate = certificateInfo(p)
+	}
+	r, err := v.nonceRefusal(v.cfg.Nonces.Check(ctx, p.Nonce))
+	if err == nil && r == nil {
+		if p.Desktop() {
+			r, err = v.desktop(ctx, p, dc, now)
+		} else {
+			r, err = v.mobile(ctx, p, dc, now)
+		}
+	}
+	if err == nil && r != nil && !r.spent {
+		// A refused proof spends its nonce too. Should it have been
+		// consumed meanwhile, that is the answer: nonce checks come first.
+		var nr *refusal
+		if nr, err = v.nonceRefusal(v.cfg.Nonces.Consume(ctx, p.Nonce)); nr != nil {
+			r = nr
+		}
 	}
 	if err != nil {
 		return nil, err
@@ -159,25 +178,29 @@ func (v *Verifier) Verify(ctx context.Context, p *Proof) (*DeviceContext, error)
 	return dc, nil
 }
 
-func (v *Verifier) consume(ctx context.Context, nonce string) (*refusal, error) {
-	switch err := v.cfg.Nonces.Consume(ctx, nonce); {
+// nonceRefusal turns a nonce error into its refusal; other errors stay
+// errors.
+func (v *Verifier) nonceRefusal(err error) (*refusal, error) {
+	var r *refusal
+	switch {
 	case err == nil:
 		return nil, nil
 	case errors.Is(err, ErrNonceUnknown):
-		return refuse(ReasonNonceUnknown, "the nonce was not issued by this verifier, or was swept long after it expired"), nil
+		r = refuse(ReasonNonceUnknown, "the nonce was not issued by this verifier, or was swept long after it expired")
 	case errors.Is(err, ErrNonceUsed):
-		return refuse(ReasonNonceUsed, "the nonce was already presented; ask for a new one for every proof"), nil
+		r = refuse(ReasonNonceUsed, "the nonce was already presented; ask for a new one for every proof")
 	case errors.Is(err, ErrNonceExpired):
-		return refuse(ReasonNonceExpired, "the nonce expired; ask for a new one for every proof"), nil
+		r = refuse(ReasonNonceExpired, "the nonce expired; ask for a new one for every proof")
 	default:
 		return nil, err
 	}
+	r.spent = true
+	return r, nil
 }
 
-// desktop checks a certificate-signed proof.
-func (v *Verifier) desktop(ctx context.Context, p *Proof, dc *DeviceContext, now time.Time) (*refusal, error) {
+func certificateInfo(p *Proof) *CertificateInfo {
 	cert := p.Certificate
-	dc.Certificate = &CertificateInfo{
+	return &CertificateInfo{
 		Serial:    serialString(cert),
 		Subject:   cert.Subject.String(),
 		Issuer:    cert.Issuer.String(),
@@ -185,9 +208,11 @@ func (v *Verifier) desktop(ctx context.Context, p *Proof, dc *DeviceContext, now
 		NotAfter:  cert.NotAfter.UTC(),
 		SHA256:    p.CertSHA256,
 	}
-	if r, err := v.consume(ctx, p.Nonce); r != nil || err != nil {
-		return r, err
-	}
+}
+
+// desktop checks a certificate-signed proof.
+func (v *Verifier) desktop(ctx context.Context, p *Proof, dc *DeviceContext, now time.Time) (*refusal, error) {
+	cert := p.Certificate
 	if err := checkSignature(cert.PublicKey, p.SignatureAlgorithm, Message(p.Nonce, p.DeviceID), p.Signature); err != nil {
 		return refuse(ReasonBadSignature, "%s", err.Error()), nil
 	}
@@ -249,13 +274,18 @@ func (v *Verifier) desktop(ctx context.Context, p *Proof, dc *DeviceContext, now
 		IntegrationID: dc.IntegrationID,
 		Certificate:   &store.DeviceCertificate{SHA256: p.CertSHA256, Serial: dc.Certificate.Serial, CAID: iss.ID},
 		At:            now,
+		Nonce:         p.Nonce,
 	})
 	return v.recorded(dc, p, dev, bind, err)
 }
 
-// recorded turns the outcome of RecordAttestation into the binding and
-// lifecycle refusals, in that order.
+// recorded turns the outcome of RecordAttestation into the nonce, binding
+// and lifecycle refusals, in that order. RecordAttestation consumed the
+// nonce in every case but a nonce refusal.
 func (v *Verifier) recorded(dc *DeviceContext, p *Proof, dev *store.Device, bind *store.Binding, err error) (*refusal, error) {
+	if r, _ := v.nonceRefusal(NonceError(err)); r != nil {
+		return r, nil
+	}
 	if dev != nil && dev.Status != store.DeviceDeleted {
 		dc.DeviceStatus = dev.Status
 		if dc.User == "" {
@@ -268,28 +298,30 @@ func (v *Verifier) recorded(dc *DeviceContext, p *Proof, dev *store.Device, bind
 	if !errors.Is(err, store.ErrConflict) {
 		return nil, err
 	}
+	var r *refusal
 	switch {
 	case bind != nil && bind.DeviceID != p.DeviceID:
 		dc.DeviceStatus = ""
 		if dev != nil && dev.ID == p.DeviceID && dev.Status != store.DeviceDeleted {
 			dc.DeviceStatus = dev.Status
 		}
-		return refuse(ReasonCertBoundToOther, "the certificate is bound to another device"), nil
+		r = refuse(ReasonCertBoundToOther, "the certificate is bound to another device")
 	case bind != nil && bind.Revoked:
-		return refuse(ReasonCertRevoked, "the certificate was revoked when its device was deleted"), nil
+		r = refuse(ReasonCertRevoked, "the certificate was revoked when its device was deleted")
 	case dev != nil && dev.Status == store.DeviceSuspended:
-		return refuse(ReasonDeviceSuspended, "the device is suspended"), nil
+		r = refuse(ReasonDeviceSuspended, "the device is suspended")
 	case dev != nil && dev.Status == store.DeviceDeactivated:
-		return refuse(ReasonDeviceDeactivated, "the device is deactivated"), nil
+		r = refuse(ReasonDeviceDeactivated, "the device is deactivated")
+	}
+	if r != nil {
+		r.spent = true
+		return r, nil
 	}
 	return nil, fmt.Errorf("attest: record attestation of %s: unexplained conflict: %w", p.DeviceID, err)
 }
 
 // mobile checks a managementHint proof.
 func (v *Verifier) mobile(ctx context.Context, p *Proof, dc *DeviceContext, now time.Time) (*refusal, error) {
-	if r, err := v.consume(ctx, p.Nonce); r != nil || err != nil {
-		return r, err
-	}
 	in, err := v.cfg.Integrations.GetIntegration(ctx, p.IntegrationID)
 	switch {
 	case errors.Is(err, store.ErrNotFound) || err == nil && in.Platform != p.Platform:
@@ -325,6 +357,7 @@ func (v *Verifier) mobile(ctx context.Context, p *Proof, dc *DeviceContext, now 
 		Platform:      p.Platform,
 		IntegrationID: in.ID,
 		At:            now,
+		Nonce:         p.Nonce,
 	})
 	return v.recorded(dc, p, dev, bind, err)
 }

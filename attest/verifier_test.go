@@ -476,3 +476,40 @@ func TestVerifyConcurrentBinding(t *testing.T) {
 		t.Errorf("%d racing devices: %d managed, want exactly 1", n, managed)
 	}
 }
+
+// TestVerifyConcurrentReplay: one valid proof sent many times at once is
+// managed exactly once; the others are NONCE_USED (the nonce is consumed
+// in the write that records the attestation, re-checked atomically).
+func TestVerifyConcurrentReplay(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, "")
+	key := testpki.NewECKey(t, elliptic.P256())
+	p := decode(t, f.desktopProof(t, key, f.issue(t, key, "replay"), "R", ""))
+	const n = 20
+	reasons := make([]string, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			dc, err := f.svc.Verify(t.Context(), p)
+			if err != nil {
+				t.Errorf("Verify() = %v", err)
+				return
+			}
+			reasons[i] = dc.Reason
+		})
+	}
+	wg.Wait()
+	managed := 0
+	for _, r := range reasons {
+		switch r {
+		case attest.ReasonManaged:
+			managed++
+		case attest.ReasonNonceUsed:
+		default:
+			t.Errorf("Verify(replayed proof) = %s, want MANAGED or NONCE_USED", r)
+		}
+	}
+	if managed != 1 {
+		t.Errorf("%d concurrent presentations of one proof: %d managed, want 1", n, managed)
+	}
+}

@@ -71,6 +71,12 @@ type Attestation struct {
 	// mobile (managementHint) proof.
 	Certificate *DeviceCertificate
 	At          time.Time
+	// Nonce, when set, is the KindNonce one-time value the proof presented.
+	// It is consumed (marked used at At) in the same write, so a sign-in
+	// costs one durable write: a nonce that is absent, used or expired
+	// fails the call with ErrNotFound, ErrUsed or ErrExpired and writes
+	// nothing; a binding or lifecycle refusal still consumes it.
+	Nonce string
 }
 
 // DeviceStore keeps devices and certificate bindings for the attestation
@@ -83,12 +89,14 @@ type DeviceStore interface {
 	// LastAttested, Platform, IntegrationID, User (when non-empty), adds
 	// the certificate to its list, and sets the binding's LastUsedAt.
 	//
-	// It writes nothing and returns ErrConflict when the certificate is
-	// bound to another device, its binding is revoked, or the device is
-	// SUSPENDED or DEACTIVATED. In every case it returns the device and
-	// the binding as they are after the call (either may be nil), so the
-	// caller can tell why. Among concurrent first uses of one certificate
-	// by different devices exactly one binds it.
+	// It returns ErrConflict, having written nothing but the consumption of
+	// a.Nonce, when the certificate is bound to another device, its binding
+	// is revoked, or the device is SUSPENDED or DEACTIVATED. With
+	// ErrConflict or success it returns the device and the binding as they
+	// are after the call (either may be nil), so the caller can tell why.
+	// Among concurrent first uses of one certificate by different devices
+	// exactly one binds it; among concurrent uses of one nonce exactly one
+	// consumes it.
 	RecordAttestation(ctx context.Context, a *Attestation) (*Device, *Binding, error)
 	// GetDevice returns the device id; ErrNotFound if absent.
 	GetDevice(ctx context.Context, id string) (*Device, error)

@@ -39,7 +39,8 @@ var (
 // DB is a store.Store kept in one bbolt file. Its methods are safe for
 // concurrent use; bbolt serializes writers and lets readers run alongside.
 type DB struct {
-	bdb *bbolt.DB
+	bdb   *bbolt.DB
+	group group // writes that share commits (batch.go)
 }
 
 type config struct {
@@ -76,7 +77,6 @@ func Open(path string, opts ...Option) (*DB, error) {
 		_ = bdb.Close() // the schema error is the one worth reporting
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
 	}
-	bdb.MaxBatchDelay = batchDelay // see batch
 	return &DB{bdb: bdb}, nil
 }
 

@@ -34,6 +34,13 @@ func (db *DB) RecordAttestation(ctx context.Context, a *store.Attestation) (*sto
 	err := db.batch(ctx, func(tx *bbolt.Tx) error {
 		dev, bind, refused = nil, nil, false // a batched write may run this more than once
 		devices, bindings := tx.Bucket(bucketDevices), tx.Bucket(bucketBindings)
+		if a.Nonce != "" {
+			// First, and before any write: a failure here is an outcome
+			// that leaves the rest of the batch alone.
+			if _, err := consumeOneTime(tx.Bucket(bucketOneTime), store.KindNonce, a.Nonce, nil, a.At); err != nil {
+				return err
+			}
+		}
 		var err error
 		if dev, err = getDevice(devices, a.DeviceID); err != nil {
 			return err
@@ -82,6 +89,7 @@ func (db *DB) RecordAttestation(ctx context.Context, a *store.Attestation) (*sto
 		return put(devices, []byte(dev.ID), dev)
 	})
 	if err != nil {
+		dev, bind = nil, nil
 		return nil, nil, fmt.Errorf("bolt: record attestation %s: %w", a.DeviceID, err)
 	}
 	if refused {

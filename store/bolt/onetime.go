@@ -77,29 +77,46 @@ func (db *DB) RedeemOneTime(ctx context.Context, kind, key string, binding []byt
 	if err != nil {
 		return nil, fmt.Errorf("bolt: consume %s: %w", kind, err)
 	}
-	var v store.OneTime
+	var v *store.OneTime
 	err = db.oneTimeWrite(ctx, kind, func(tx *bbolt.Tx) error {
-		v = store.OneTime{} // a batched write may run this more than once
-		b := tx.Bucket(bucketOneTime)
-		if err := get(b, k, &v); err != nil {
-			return err
-		}
-		switch {
-		case !v.UsedAt.IsZero() && len(binding) > 0 && bytes.Equal(v.Binding, binding):
-			return nil
-		case !v.UsedAt.IsZero():
-			return store.ErrUsed
-		case !v.ExpiresAt.After(now):
-			return store.ErrExpired
-		}
-		v.UsedAt = now
-		v.Binding = binding
-		return put(b, k, &v)
+		var err error // v is set afresh: a batched write may run more than once
+		v, err = redeem(tx.Bucket(bucketOneTime), k, binding, now)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("bolt: consume %s: %w", kind, err)
 	}
-	return &v, nil
+	return v, nil
+}
+
+// consumeOneTime is RedeemOneTime inside a write transaction, for writes
+// that consume a value together with others (RecordAttestation). It
+// returns a store sentinel before writing anything, or writes the mark.
+func consumeOneTime(b *bbolt.Bucket, kind, key string, binding []byte, now time.Time) (*store.OneTime, error) {
+	k, err := oneTimeKey(kind, key)
+	if err != nil {
+		return nil, err
+	}
+	return redeem(b, k, binding, now)
+}
+
+// redeem checks and marks the value under k: see RedeemOneTime.
+func redeem(b *bbolt.Bucket, k, binding []byte, now time.Time) (*store.OneTime, error) {
+	v := new(store.OneTime)
+	if err := get(b, k, v); err != nil {
+		return nil, err
+	}
+	switch {
+	case !v.UsedAt.IsZero() && len(binding) > 0 && bytes.Equal(v.Binding, binding):
+		return v, nil
+	case !v.UsedAt.IsZero():
+		return nil, store.ErrUsed
+	case !v.ExpiresAt.After(now):
+		return nil, store.ErrExpired
+	}
+	v.UsedAt = now
+	v.Binding = binding
+	return v, put(b, k, v)
 }
 
 // GetOneTime returns (kind, key), used or not; store.ErrNotFound if absent.

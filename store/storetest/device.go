@@ -274,3 +274,77 @@ func testIntegrationHintFields(t *testing.T, s store.Store) {
 	must(t, call("GetIntegration", in.ID), err)
 	wantDiff(t, call("GetIntegration", in.ID), in, got)
 }
+
+// testRecordAttestationNonce: the nonce a proof presented is consumed in
+// the attestation's own write: absent, used or expired nonces fail it
+// without a write; a binding refusal still spends the nonce; racing
+// attestations with one nonce record exactly one.
+func testRecordAttestationNonce(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	for _, key := range []string{"n-ok", "n-refused", "n-race"} {
+		must(t, call("PutOneTime", store.KindNonce, key), s.PutOneTime(ctx, store.KindNonce, oneTime(key, "", t0.Add(5*time.Minute))))
+	}
+	must(t, call("PutOneTime", store.KindNonce, "n-old"), s.PutOneTime(ctx, store.KindNonce, oneTime("n-old", "", t0)))
+
+	a := attestation("dev-a", deviceCert("1"), t0)
+	a.Nonce = "n-ok"
+	_, _, err := s.RecordAttestation(ctx, a)
+	must(t, call("RecordAttestation", "dev-a", "n-ok"), err)
+	v, err := s.GetOneTime(ctx, store.KindNonce, "n-ok")
+	must(t, call("GetOneTime", store.KindNonce, "n-ok"), err)
+	if !v.UsedAt.Equal(t0) {
+		t.Errorf("nonce n-ok after RecordAttestation: UsedAt = %v, want %v", v.UsedAt, t0)
+	}
+
+	for _, tc := range []struct {
+		nonce string
+		want  error
+	}{{"n-ok", store.ErrUsed}, {"n-old", store.ErrExpired}, {"n-absent", store.ErrNotFound}} {
+		b := attestation("dev-b", deviceCert("2"), t0)
+		b.Nonce = tc.nonce
+		dev, bind, err := s.RecordAttestation(ctx, b)
+		wantErr(t, call("RecordAttestation", "dev-b", tc.nonce), err, tc.want)
+		if dev != nil || bind != nil {
+			t.Errorf("RecordAttestation(dev-b, %s) = %+v, %+v, want nothing", tc.nonce, dev, bind)
+		}
+	}
+	if _, err := s.GetDevice(ctx, "dev-b"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("GetDevice(dev-b) after refused nonces = %v, want %v", err, store.ErrNotFound)
+	}
+	if _, err := s.GetBinding(ctx, deviceCert("2").SHA256); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("GetBinding(cert 2) after refused nonces = %v, want %v", err, store.ErrNotFound)
+	}
+
+	// Bound elsewhere: refused, and the nonce is spent.
+	r := attestation("dev-c", deviceCert("1"), t0)
+	r.Nonce = "n-refused"
+	_, _, err = s.RecordAttestation(ctx, r)
+	wantErr(t, call("RecordAttestation", "dev-c", "n-refused"), err, store.ErrConflict)
+	if v, err := s.GetOneTime(ctx, store.KindNonce, "n-refused"); err != nil || v.UsedAt.IsZero() {
+		t.Errorf("nonce of a refused attestation = %+v, %v, want it used", v, err)
+	}
+
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		wins int
+	)
+	for i := range 10 {
+		wg.Go(func() {
+			a := attestation(fmt.Sprintf("racer-%d", i), deviceCert(fmt.Sprintf("r%d", i)), t0)
+			a.Nonce = "n-race"
+			switch _, _, err := s.RecordAttestation(ctx, a); {
+			case err == nil:
+				mu.Lock()
+				wins++
+				mu.Unlock()
+			case !errors.Is(err, store.ErrUsed):
+				t.Errorf("RecordAttestation(racer %d, n-race) = %v, want nil or %v", i, err, store.ErrUsed)
+			}
+		})
+	}
+	wg.Wait()
+	if wins != 1 {
+		t.Errorf("10 attestations racing with one nonce: %d recorded, want 1", wins)
+	}
+}

@@ -52,6 +52,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"RecordAttestationOtherDevice", testRecordAttestationOtherDevice},
 		{"RecordAttestationLifecycle", testRecordAttestationLifecycle},
 		{"RecordAttestationConcurrent", testRecordAttestationConcurrent},
+		{"RecordAttestationNonce", testRecordAttestationNonce},
 		{"DeviceNotFound", testDeviceNotFound},
 		{"DeleteCA", testDeleteCA},
 		{"IntegrationHintFields", testIntegrationHintFields},

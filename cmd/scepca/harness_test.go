@@ -199,7 +199,7 @@ func startProcess(t *testing.T, data string, args ...string) (*testServer, *exec
 	s.stop = func() error {
 		_ = cmd.Process.Kill()
 		select {
-		case <-waited:
+		case <-waited: //nolint:errcheck // killed on purpose, so Wait can only report the signal
 		case <-time.After(30 * time.Second):
 			return errors.New("process did not exit")
 		}

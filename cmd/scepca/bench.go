@@ -60,14 +60,8 @@ func runBench(ctx context.Context, args []string, env func(string) string, stdou
 	fs.BoolVar(&o.jsonOut, "json", false, "print the report as JSON")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of each timed phase to `FILE`.<server>.c<level> (with --in-process it covers the server)")
 	fs.BoolVar(&o.keepWorkFiles, "keep", false, "keep the temporary data directories and server logs")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if err := applyEnv(fs, env); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("bench: unexpected arguments %q", fs.Args())
+	if err := parseFlags(fs, args, env); err != nil {
+		return fmt.Errorf("bench: %w", err)
 	}
 	levels, err := loadgen.ParseLevels(o.concurrency)
 	if err != nil {

@@ -22,17 +22,10 @@ func runCA(ctx context.Context, args []string, env func(string) string, stdout, 
 	var o dataOptions
 	o.register(fs)
 	out := fs.String("out", "", "export-root-key: file to write the PEM root key to (created with mode 0600)")
-	if err := fs.Parse(args[1:]); err != nil {
+	if err := parseFlags(fs, args[1:], env); err != nil {
 		return err
 	}
-	if err := applyEnv(fs, env); err != nil {
-		return err
-	}
-	kek, err := o.loadKEK(env, stderr)
-	if err != nil {
-		return err
-	}
-	st, err := o.openData()
+	kek, st, err := o.open(env, stderr)
 	if err != nil {
 		return err
 	}

@@ -17,17 +17,10 @@ func runInit(ctx context.Context, args []string, env func(string) string, stdout
 	var o dataOptions
 	o.register(fs)
 	publicURL := fs.String("public-url", "", "external base URL, for CRL and OCSP URLs in issued certificates")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, env); err != nil {
 		return err
 	}
-	if err := applyEnv(fs, env); err != nil {
-		return err
-	}
-	kek, err := o.loadKEK(env, stderr)
-	if err != nil {
-		return err
-	}
-	st, err := o.openData()
+	kek, st, err := o.open(env, stderr)
 	if err != nil {
 		return err
 	}

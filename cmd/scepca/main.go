@@ -96,6 +96,18 @@ func version() string {
 	return v
 }
 
+// parseFlags parses args into fs, refuses stray positional arguments, and
+// fills the flags not given from SCEPCA_* (applyEnv).
+func parseFlags(fs *flag.FlagSet, args []string, env func(string) string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	return applyEnv(fs, env)
+}
+
 // applyEnv sets every flag not given on the command line from
 // SCEPCA_<NAME> (dashes become underscores), so flags win over environment.
 func applyEnv(fs *flag.FlagSet, env func(string) string) error {

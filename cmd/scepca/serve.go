@@ -60,21 +60,14 @@ func runServe(ctx context.Context, args []string, env func(string) string, stdou
 	fs.DurationVar(&o.jitter, "cert-jitter", 0, "shorten each certificate's NotAfter by a random amount up to this, to spread renewals (at most half the validity)")
 	fs.DurationVar(&o.intuneTimeout, "intune-timeout", intune.DefaultCallTimeout, "timeout of each call to Entra ID, Microsoft Graph and Intune (INTUNE integrations)")
 	o.attest.register(fs)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if err := applyEnv(fs, env); err != nil {
+	if err := parseFlags(fs, args, env); err != nil {
 		return err
 	}
 	log, err := newLogger(stderr, o.logLevel)
 	if err != nil {
 		return err
 	}
-	kek, err := o.loadKEK(env, stderr)
-	if err != nil {
-		return err
-	}
-	st, err := o.openData()
+	kek, st, err := o.open(env, stderr)
 	if err != nil {
 		return err
 	}

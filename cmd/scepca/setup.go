@@ -66,6 +66,20 @@ func (o *dataOptions) caConfig(publicURL string, log *slog.Logger) ca.Config {
 	return ca.Config{Org: o.org, KeyType: o.keyType, PublicURL: publicURL, Logger: log}
 }
 
+// open loads the key-encryption key and opens the store: what every command
+// working on the data directory starts with. The caller closes the store.
+func (o *dataOptions) open(env func(string) string, stderr io.Writer) (*ca.KEK, *bolt.DB, error) {
+	kek, err := o.loadKEK(env, stderr)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := o.openData()
+	if err != nil {
+		return nil, nil, err
+	}
+	return kek, st, nil
+}
+
 // openData creates the data directory (0700) and opens the store.
 func (o *dataOptions) openData() (*bolt.DB, error) {
 	if err := os.MkdirAll(o.data, 0o700); err != nil {

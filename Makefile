@@ -1,11 +1,9 @@
 # scepca — see README.md. `make run` and `make test` are the quick start.
 GO        ?= go
 DATA      ?= ./data
-DEB_PKGS  := scep certmonger dbus-daemon openssl
 FUZZTIME  ?= 10s
-GOLANGCI  := $(GO) run github.com/golangci/golangci-lint/v2/cmd/golangci-lint
 
-.PHONY: build run test test-go deps cover lint vuln fuzz bench clean
+.PHONY: build run test deps cover lint vuln fuzz bench clean
 
 build:
 	$(GO) build -o bin/scepca ./cmd/scepca

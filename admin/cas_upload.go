@@ -127,7 +127,7 @@ func classifyDER(der []byte) string {
 	var oid asn1.ObjectIdentifier
 	if probe.ReadASN1Integer(&version) && version == 3 && probe.ReadASN1(&authSafe, cbasn1.SEQUENCE) && authSafe.ReadASN1ObjectIdentifier(&oid) &&
 		(oid.Equal(oidPKCS7Data) || oid.Equal(oidPKCS7SignedData)) {
-		return "a PKCS #12/PFX file, which carries a private key; never upload keys: export only the intermediate's certificate, e.g. `openssl pkcs12 -in file.p12 -nokeys -cacerts | openssl x509 -out ca.pem`"
+		return "a PKCS #12/PFX file, which carries a private key; never upload keys: export only the intermediate's certificate (`openssl pkcs12 -in file.p12 -nokeys -out certs.pem`, then upload the intermediate's CERTIFICATE block alone)"
 	}
 	// ContentInfo ::= SEQUENCE { contentType OID, content [0] EXPLICIT ANY }
 	probe = seq

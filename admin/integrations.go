@@ -52,9 +52,9 @@ type Integration struct {
 	Enabled       bool      `json:"enabled"`
 	CreatedAt     time.Time `json:"createdAt"`
 	SCEPURL       string    `json:"scepUrl,omitempty"`
-	CAChain       string    `json:"caChain"`
+	CAChain       string    `json:"caChain,omitempty"`
 	Renewal       bool      `json:"renewal"`
-	MinCipher     string    `json:"minCipher"`
+	MinCipher     string    `json:"minCipher,omitempty"`
 	ValidityDays  int       `json:"validityDays,omitempty"`
 
 	// DYNAMIC: the challenge page and its HTTP Basic username.

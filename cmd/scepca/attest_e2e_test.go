@@ -445,6 +445,8 @@ func TestAttestCLI(t *testing.T) {
 		{"mobile, plain hint not allowed", append([]string{"attest", "mobile", "--integration", ios.ID, "--hint-file", hintPath, "--device-id", "iphone-cli", "--plain-hint"}, common...), 1, attest.ReasonPlainHintNotAllowed},
 		{"no mode", []string{"attest"}, 1, ""},
 	}
+	// In order, not in parallel: the first desktop proof binds the
+	// certificate that the second then presents from another device.
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(t.Context(), clientTimeout)

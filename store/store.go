@@ -260,12 +260,26 @@ type CertStore interface {
 }
 
 // TransactionStore keeps SCEP transactions for idempotent retries.
+//
+// A transaction past TxPending (TxIssued, TxSuccess) is durable: it is
+// written with its certificate (PutCertificate). A TxPending claim needs
+// to exclude concurrent claimants only while its claimant lives, so a
+// backend that a single process owns (store/bolt: bbolt's file lock) may
+// keep claims in that process's memory and save a durable write per
+// enrollment. Such a backend loses its claims in a crash, so an interrupted
+// transaction is simply claimed again by its retry instead of answering
+// PENDING until the dead claim's lease runs out; nothing was issued for it,
+// or the certificate would have been committed with the record. A backend
+// that several processes share (etcd, issue 9) must keep claims durable:
+// a claim in one replica's memory excludes no other replica.
 type TransactionStore interface {
-	// ClaimTransaction stores tx (State TxPending, LeaseUntil set) if no
+	// ClaimTransaction claims tx (State TxPending, LeaseUntil set) if no
 	// record for its key exists, or if the existing one is TxPending with
 	// LeaseUntil <= now. It returns (nil, nil) when the caller now owns the
 	// transaction, else the existing record and ErrExists. Among concurrent
-	// claimants exactly one wins.
+	// claimants exactly one wins. The claim is stored durably unless the
+	// backend keeps claims in memory (see TransactionStore); either way
+	// GetTransaction, ReleaseTransaction and SweepTransactions see it.
 	ClaimTransaction(ctx context.Context, tx *Transaction, now time.Time) (*Transaction, error)
 	GetTransaction(ctx context.Context, integrationID, transactionID string) (*Transaction, error)
 	// ReleaseTransaction deletes a TxPending or TxIssued record whose Claim

@@ -39,8 +39,9 @@ var (
 // DB is a store.Store kept in one bbolt file. Its methods are safe for
 // concurrent use; bbolt serializes writers and lets readers run alongside.
 type DB struct {
-	bdb   *bbolt.DB
-	group group // writes that share commits (batch.go)
+	bdb    *bbolt.DB
+	group  group  // writes that share commits (batch.go)
+	claims claims // PENDING transaction claims, kept in memory (transaction.go)
 }
 
 type config struct {

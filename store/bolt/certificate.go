@@ -14,17 +14,33 @@ import (
 
 // PutCertificate stores a newly issued certificate durably; store.ErrExists
 // if any certificate already has its serial. When c.TransactionID names a
-// stored transaction of c.IntegrationID, that transaction becomes
+// claimed transaction of c.IntegrationID, that transaction is written as
 // store.TxSuccess (store.TxIssued if claimed with Confirm) with this serial
 // in the same Update, so a retry never sees a certificate without its
-// transaction or the reverse. A transaction that is already past
-// store.TxPending keeps its first serial: retries keep getting the
-// certificate they were first answered with. A serial clash writes nothing.
+// transaction or the reverse; that commit is the transaction's first and
+// only durable write (its PENDING claim was kept in memory, see claims),
+// and it is shared with concurrent PutCertificate calls (batch): one
+// commit, and its fsyncs, for every certificate issued meanwhile.
+// A transaction that is already past store.TxPending keeps its first
+// serial: retries keep getting the certificate they were first answered
+// with. A serial clash writes nothing and keeps the claim.
 func (db *DB) PutCertificate(ctx context.Context, c *store.Certificate) error {
 	if c.Serial == "" {
 		return fmt.Errorf("bolt: put certificate: empty serial")
 	}
-	err := db.update(ctx, func(tx *bbolt.Tx) error {
+	// The claim this certificate completes, when it is in memory. It is
+	// dropped only once the commit holding the record is durable, so a
+	// claimant always finds the transaction in one place or the other.
+	var (
+		key  []byte
+		held *claim
+	)
+	if c.TransactionID != "" {
+		if k, ok := txKey(c.IntegrationID, c.TransactionID); ok {
+			key, held = k, db.claims.get(k)
+		}
+	}
+	err := db.batch(ctx, func(tx *bbolt.Tx) error {
 		certs := tx.Bucket(bucketCerts)
 		if certs.Get([]byte(c.Serial)) != nil {
 			return store.ErrExists
@@ -35,33 +51,44 @@ func (db *DB) PutCertificate(ctx context.Context, c *store.Certificate) error {
 		if err := tx.Bucket(bucketCertsByIssued).Put(issuedKey(c.IssuedAt, c.Serial), []byte{}); err != nil {
 			return err
 		}
-		if c.TransactionID == "" {
+		if key == nil {
 			return nil
 		}
-		return completeTransaction(tx.Bucket(bucketTransactions), c)
+		return completeTransaction(tx.Bucket(bucketTransactions), key, held, c)
 	})
 	if err != nil {
 		return fmt.Errorf("bolt: put certificate %s: %w", c.Serial, err)
 	}
+	if held != nil {
+		db.claims.drop(key, held)
+	}
 	return nil
 }
 
-// completeTransaction marks the transaction of c (if stored and still
-// store.TxPending) as store.TxSuccess with c's serial, or as store.TxIssued
-// when it was claimed with Confirm (delivery awaits ConfirmTransaction).
-func completeTransaction(b *bbolt.Bucket, c *store.Certificate) error {
-	key, ok := txKey(c.IntegrationID, c.TransactionID)
-	if !ok {
-		return nil
-	}
+// completeTransaction writes the transaction of c under key as
+// store.TxSuccess with c's serial, or as store.TxIssued when it was claimed
+// with Confirm (delivery awaits ConfirmTransaction): from held, the claim
+// in memory, or else from a stored store.TxPending record (an earlier
+// version's). A stored record past store.TxPending is kept as it is, and
+// without a claim nothing is written. It derives everything from b and its
+// arguments, so it may run more than once (batch).
+func completeTransaction(b *bbolt.Bucket, key []byte, held *claim, c *store.Certificate) error {
 	var t store.Transaction
-	switch err := get(b, key, &t); {
-	case errors.Is(err, store.ErrNotFound):
-		return nil
-	case err != nil:
+	err := get(b, key, &t)
+	switch {
+	case err != nil && !errors.Is(err, store.ErrNotFound):
 		return fmt.Errorf("transaction %q: %w", c.TransactionID, err)
-	case t.State != store.TxPending:
+	case err == nil && t.State != store.TxPending:
 		return nil
+	case held != nil:
+		// Newer than a stored PENDING record, which it took over.
+		rec, err := held.record()
+		if err != nil {
+			return fmt.Errorf("transaction %q: %w", c.TransactionID, err)
+		}
+		t = *rec
+	case err != nil:
+		return nil // not claimed: create no transaction
 	}
 	t.State = store.TxSuccess
 	if t.Confirm {

@@ -269,36 +269,15 @@ func readCertFile(t *testing.T, path string) *x509.Certificate {
 }
 
 // readPrivateKey parses the PEM private key in path (PKCS #1, PKCS #8 or
-// SEC 1), as scepclient and certmonger write them.
+// SEC 1), as scepclient and certmonger write them, with the parser
+// `scepca attest` uses.
 func readPrivateKey(t *testing.T, path string) crypto.Signer {
 	t.Helper()
-	b, err := os.ReadFile(path)
+	key, err := readKeyPEM(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	blk, _ := pem.Decode(b)
-	if blk == nil {
-		t.Fatalf("%s: no PEM block", path)
-	}
-	var key any
-	switch blk.Type {
-	case "RSA PRIVATE KEY":
-		key, err = x509.ParsePKCS1PrivateKey(blk.Bytes)
-	case "PRIVATE KEY":
-		key, err = x509.ParsePKCS8PrivateKey(blk.Bytes)
-	case "EC PRIVATE KEY":
-		key, err = x509.ParseECPrivateKey(blk.Bytes)
-	default:
-		t.Fatalf("%s: PEM block %q", path, blk.Type)
-	}
-	if err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-	signer, ok := key.(crypto.Signer)
-	if !ok {
-		t.Fatalf("%s: %T is not a signer", path, key)
-	}
-	return signer
+	return key
 }
 
 // samePublicKey reports whether cert certifies the key in keyPath.

@@ -69,18 +69,35 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
+	return newFixtureWith(t, openDB(t), nil)
+}
+
+// openDB opens a fresh bbolt store, closed at cleanup.
+func openDB(t *testing.T) *bolt.DB {
+	t.Helper()
 	db, err := bolt.Open(filepath.Join(t.TempDir(), "scepca.db"))
 	if err != nil {
 		t.Fatalf("bolt.Open() = %v, want nil", err)
 	}
 	t.Cleanup(func() { _ = db.Close() })
+	return db
+}
+
+// newFixtureWith serves the admin API over db; configure, when set, adds
+// to the configuration (a Sealer, the Intune client, the verifier).
+func newFixtureWith(t *testing.T, db *bolt.DB, configure func(*admin.Config)) *fixture {
+	t.Helper()
 	f := &fixture{db: db, token: randomString(t), audit: &syncBuffer{}, reqlog: &syncBuffer{}}
-	api, err := admin.New(admin.Config{
+	cfg := admin.Config{
 		Store:       db,
 		PublicURL:   publicURL,
 		TokenHashes: [][]byte{admin.TokenHash(admin.Token(f.token))},
 		Audit:       slog.New(slog.NewJSONHandler(f.audit, nil)),
-	})
+	}
+	if configure != nil {
+		configure(&cfg)
+	}
+	api, err := admin.New(cfg)
 	if err != nil {
 		t.Fatalf("admin.New() = %v, want nil", err)
 	}

@@ -9,12 +9,9 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -22,9 +19,7 @@ import (
 	"github.com/scepca/scepca/attest"
 	"github.com/scepca/scepca/attest/client"
 	"github.com/scepca/scepca/ca"
-	"github.com/scepca/scepca/internal/reqlog"
 	"github.com/scepca/scepca/internal/testpki"
-	"github.com/scepca/scepca/store/bolt"
 )
 
 // attestFixture is the admin API with the attestation verifier over a real
@@ -38,11 +33,7 @@ type attestFixture struct {
 
 func newAttestFixture(t *testing.T) *attestFixture {
 	t.Helper()
-	db, err := bolt.Open(filepath.Join(t.TempDir(), "scepca.db"))
-	if err != nil {
-		t.Fatalf("bolt.Open() = %v, want nil", err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
+	db := openDB(t)
 	kek, err := ca.ParseKEK([]byte(strings.Repeat("6b", 32)))
 	if err != nil {
 		t.Fatal(err)
@@ -71,22 +62,10 @@ func newAttestFixture(t *testing.T) *attestFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{db: db, token: randomString(t), audit: &syncBuffer{}, reqlog: &syncBuffer{}}
-	api, err := admin.New(admin.Config{
-		Store:       db,
-		PublicURL:   publicURL,
-		TokenHashes: [][]byte{admin.TokenHash(admin.Token(f.token))},
-		Audit:       slog.New(slog.NewJSONHandler(f.audit, nil)),
-		Sealer:      kek,
-		Attestation: svc,
+	f := newFixtureWith(t, db, func(cfg *admin.Config) {
+		cfg.Sealer = kek
+		cfg.Attestation = svc
 	})
-	if err != nil {
-		t.Fatalf("admin.New() = %v, want nil", err)
-	}
-	mux := http.NewServeMux()
-	api.Register(mux)
-	f.srv = httptest.NewServer(reqlog.Middleware(slog.New(slog.NewJSONHandler(f.reqlog, nil)), nil)(reqlog.LimitBody(2 << 20)(mux)))
-	t.Cleanup(f.srv.Close)
 	return &attestFixture{fixture: f, kek: kek, ca: authority, svc: svc}
 }
 

@@ -2,10 +2,7 @@ package admin_test
 
 import (
 	"encoding/json"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -13,9 +10,7 @@ import (
 	"github.com/scepca/scepca/ca"
 	"github.com/scepca/scepca/challenge/intune"
 	"github.com/scepca/scepca/challenge/intune/intunefake"
-	"github.com/scepca/scepca/internal/reqlog"
 	"github.com/scepca/scepca/store"
-	"github.com/scepca/scepca/store/bolt"
 )
 
 // intuneFixture is the admin API with a key-encryption key and an Intune
@@ -28,11 +23,7 @@ type intuneFixture struct {
 
 func newIntuneFixture(t *testing.T) *intuneFixture {
 	t.Helper()
-	db, err := bolt.Open(filepath.Join(t.TempDir(), "scepca.db"))
-	if err != nil {
-		t.Fatalf("bolt.Open() = %v, want nil", err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
+	db := openDB(t)
 	kek, err := ca.ParseKEK([]byte(strings.Repeat("5a", 32)))
 	if err != nil {
 		t.Fatal(err)
@@ -41,22 +32,10 @@ func newIntuneFixture(t *testing.T) *intuneFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{db: db, token: randomString(t), audit: &syncBuffer{}, reqlog: &syncBuffer{}}
-	api, err := admin.New(admin.Config{
-		Store:       db,
-		PublicURL:   publicURL,
-		TokenHashes: [][]byte{admin.TokenHash(admin.Token(f.token))},
-		Audit:       slog.New(slog.NewJSONHandler(f.audit, nil)),
-		Sealer:      kek,
-		Intune:      v,
+	f := newFixtureWith(t, db, func(cfg *admin.Config) {
+		cfg.Sealer = kek
+		cfg.Intune = v
 	})
-	if err != nil {
-		t.Fatalf("admin.New() = %v, want nil", err)
-	}
-	mux := http.NewServeMux()
-	api.Register(mux)
-	f.srv = httptest.NewServer(reqlog.Middleware(slog.New(slog.NewJSONHandler(f.reqlog, nil)), nil)(reqlog.LimitBody(maxBody)(mux)))
-	t.Cleanup(f.srv.Close)
 	return &intuneFixture{fixture: f, fake: intunefake.Start(t, intunefake.Config{}), kek: kek}
 }
 

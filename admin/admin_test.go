@@ -69,7 +69,7 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	return newFixtureWith(t, openDB(t), nil)
+	return newFixtureWith(t, openDB(t), maxBody, nil)
 }
 
 // openDB opens a fresh bbolt store, closed at cleanup.
@@ -83,9 +83,10 @@ func openDB(t *testing.T) *bolt.DB {
 	return db
 }
 
-// newFixtureWith serves the admin API over db; configure, when set, adds
-// to the configuration (a Sealer, the Intune client, the verifier).
-func newFixtureWith(t *testing.T, db *bolt.DB, configure func(*admin.Config)) *fixture {
+// newFixtureWith serves the admin API over db behind a body cap of limit
+// bytes; configure, when set, adds to the configuration (a Sealer, the
+// Intune client, the verifier).
+func newFixtureWith(t *testing.T, db *bolt.DB, limit int64, configure func(*admin.Config)) *fixture {
 	t.Helper()
 	f := &fixture{db: db, token: randomString(t), audit: &syncBuffer{}, reqlog: &syncBuffer{}}
 	cfg := admin.Config{
@@ -104,7 +105,7 @@ func newFixtureWith(t *testing.T, db *bolt.DB, configure func(*admin.Config)) *f
 	mux := http.NewServeMux()
 	api.Register(mux)
 	log := slog.New(slog.NewJSONHandler(f.reqlog, nil))
-	f.srv = httptest.NewServer(reqlog.Middleware(log, nil)(reqlog.LimitBody(maxBody)(mux)))
+	f.srv = httptest.NewServer(reqlog.Middleware(log, nil)(reqlog.LimitBody(limit)(mux)))
 	t.Cleanup(f.srv.Close)
 	return f
 }

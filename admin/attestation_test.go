@@ -62,7 +62,7 @@ func newAttestFixture(t *testing.T) *attestFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := newFixtureWith(t, db, func(cfg *admin.Config) {
+	f := newFixtureWith(t, db, 2<<20, func(cfg *admin.Config) {
 		cfg.Sealer = kek
 		cfg.Attestation = svc
 	})

@@ -32,7 +32,7 @@ func newIntuneFixture(t *testing.T) *intuneFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := newFixtureWith(t, db, func(cfg *admin.Config) {
+	f := newFixtureWith(t, db, maxBody, func(cfg *admin.Config) {
 		cfg.Sealer = kek
 		cfg.Intune = v
 	})

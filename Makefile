@@ -18,6 +18,8 @@ deps:
 	command -v certmonger >/dev/null 2>&1 || missing="$$missing certmonger"; \
 	command -v dbus-run-session >/dev/null 2>&1 || missing="$$missing dbus-daemon"; \
 	command -v openssl >/dev/null 2>&1 || missing="$$missing openssl"; \
+	command -v swtpm >/dev/null 2>&1 || missing="$$missing swtpm swtpm-tools"; \
+	command -v tpm2_startup >/dev/null 2>&1 || missing="$$missing tpm2-tools"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \

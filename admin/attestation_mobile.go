@@ -32,6 +32,8 @@ func (req *IntegrationRequest) validateMobile() error {
 	case req.CAChain != "" || req.Renewal || req.MinCipher != "" || req.ValidityDays != 0 ||
 		req.ChallengeTTLMinutes != 0 || req.MaxOutstanding != 0 || req.NDESEncoding || req.Intune != nil:
 		return problemf(http.StatusBadRequest, "SCEP settings (caChain, renewal, minCipher, validityDays, challenge and intune settings) apply only to DESKTOP integrations")
+	case req.RequireHardwareKey:
+		return problemf(http.StatusBadRequest, "requireHardwareKey applies only to DESKTOP integrations (TPM key evidence of their certificates)")
 	}
 	if req.ManagementHint != "" {
 		if err := attest.CheckHint(attest.Hint(req.ManagementHint)); err != nil {

@@ -174,6 +174,10 @@ func TestMobileIntegration(t *testing.T) {
 	if ios.Platform != "IOS" || len(ios.SecretKey) != 43 || ios.SCEPURL != "" || ios.ChallengeType != "" || ios.AllowPlainHint {
 		t.Errorf("create IOS = %+v, want a 43-character generated secretKey and no SCEP settings", ios)
 	}
+	desk := f.create(t, `{"name":"Laptops","platform":"DESKTOP","challengeType":"STATIC","requireHardwareKey":true}`)
+	if !desk.RequireHardwareKey {
+		t.Errorf("create DESKTOP with requireHardwareKey = %+v, want it shown", desk)
+	}
 	const supplied = "Supplied-Hint#2024"
 	android := f.create(t, `{"name":"Pixels","platform":"ANDROID","managementHint":"`+supplied+`","allowPlainHint":true}`)
 	if android.SecretKey != supplied || !android.AllowPlainHint {
@@ -186,6 +190,7 @@ func TestMobileIntegration(t *testing.T) {
 		{"challenge type", `{"name":"x","platform":"IOS","challengeType":"STATIC"}`, "challengeType applies to DESKTOP"},
 		{"SCEP settings", `{"name":"x","platform":"ANDROID","renewal":true}`, "apply only to DESKTOP"},
 		{"hint on desktop", `{"name":"x","platform":"DESKTOP","challengeType":"STATIC","managementHint":"12345678"}`, "apply only to IOS and ANDROID"},
+		{"hardware key on mobile", `{"name":"x","platform":"IOS","requireHardwareKey":true}`, "requireHardwareKey applies only to DESKTOP"},
 	} {
 		resp, b := f.do(t, http.MethodPost, "/api/v1/device-integrations", tc.body)
 		wantProblem(t, "create "+tc.name, resp, b, http.StatusBadRequest, tc.detail)

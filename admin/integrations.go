@@ -26,6 +26,10 @@ type IntegrationRequest struct {
 	Renewal       bool   `json:"renewal,omitempty"`
 	MinCipher     string `json:"minCipher,omitempty"`
 	ValidityDays  int    `json:"validityDays,omitempty"`
+	// RequireHardwareKey (DESKTOP): the attestation verifier refuses proofs
+	// by this integration's certificates without valid TPM key evidence
+	// (docs/attestation.md, "TPM key attestation").
+	RequireHardwareKey bool `json:"requireHardwareKey,omitempty"`
 
 	// DYNAMIC only.
 	ChallengeTTLMinutes int  `json:"challengeTtlMinutes,omitempty"`
@@ -56,6 +60,8 @@ type Integration struct {
 	Renewal       bool      `json:"renewal"`
 	MinCipher     string    `json:"minCipher,omitempty"`
 	ValidityDays  int       `json:"validityDays,omitempty"`
+	// RequireHardwareKey (DESKTOP): proofs need TPM key evidence.
+	RequireHardwareKey bool `json:"requireHardwareKey,omitempty"`
 
 	// DYNAMIC: the challenge page and its HTTP Basic username.
 	ChallengeURL        string `json:"challengeUrl,omitempty"`
@@ -169,6 +175,7 @@ func (a *API) CreateIntegration(ctx context.Context, req IntegrationRequest) (*I
 		MinCipher:     req.MinCipher,
 		ValidityDays:  req.ValidityDays,
 
+		RequireHardwareKey:  req.RequireHardwareKey,
 		ChallengeTTLMinutes: req.ChallengeTTLMinutes,
 		MaxOutstanding:      req.MaxOutstanding,
 		NDESEncoding:        req.NDESEncoding,
@@ -304,6 +311,8 @@ func (a *API) view(in *store.Integration) *Integration {
 		Renewal:       in.Renewal,
 		MinCipher:     in.MinCipher,
 		ValidityDays:  in.ValidityDays,
+
+		RequireHardwareKey: in.RequireHardwareKey,
 	}
 	if in.Platform == store.PlatformDesktop {
 		v.SCEPURL = a.SCEPURL(in.ID)

@@ -20,10 +20,17 @@ type DeviceContext struct {
 	DeviceStatus string `json:"deviceStatus,omitempty"`
 	// Certificate describes the certificate of a desktop proof.
 	Certificate *CertificateInfo `json:"certificate,omitempty"`
-	// HardwareBacked reports TPM key attestation evidence (issue 6); until
-	// then always false.
-	HardwareBacked bool      `json:"hardwareBacked"`
-	VerifiedAt     time.Time `json:"verifiedAt"`
+	// HardwareBacked: the proof's certificate key is a TPM key, certified
+	// by the device's pinned attestation key (docs/attestation.md, "TPM
+	// key attestation"); HardwareBackedReason says why or why not.
+	HardwareBacked       bool   `json:"hardwareBacked"`
+	HardwareBackedReason string `json:"hardwareBackedReason"`
+	// HardwareBackedDetail explains a false HardwareBacked in words.
+	HardwareBackedDetail string `json:"hardwareBackedDetail,omitempty"`
+	// TPMAKName is the TPM Name (uppercase hexadecimal) of the AK of
+	// verified evidence.
+	TPMAKName  string    `json:"tpmAkName,omitempty"`
+	VerifiedAt time.Time `json:"verifiedAt"`
 }
 
 // CertificateInfo describes the certificate of a desktop proof.

@@ -25,6 +25,9 @@ const (
 	ReasonCertBoundToOther  = "CERT_BOUND_TO_OTHER_DEVICE"
 	ReasonDeviceSuspended   = "DEVICE_SUSPENDED"
 	ReasonDeviceDeactivated = "DEVICE_DEACTIVATED"
+	// The certificate's integration requires TPM key evidence (issue 6)
+	// and the proof's is missing, invalid or from another AK.
+	ReasonKeyNotHardwareBacked = "KEY_NOT_HARDWARE_BACKED"
 
 	// Mobile proof.
 	ReasonIntegrationUnknown  = "INTEGRATION_UNKNOWN"    // no IOS/ANDROID integration with that ID for that platform
@@ -41,7 +44,17 @@ func Reasons() []string {
 		ReasonNonceUnknown, ReasonNonceUsed, ReasonNonceExpired,
 		ReasonBadSignature, ReasonCertNotYetValid, ReasonCertExpired, ReasonUntrustedIssuer,
 		ReasonCertKeyUsage, ReasonCertUnknown, ReasonCertRevoked, ReasonCertOnHold, ReasonCRLUnavailable,
-		ReasonCertBoundToOther, ReasonDeviceSuspended, ReasonDeviceDeactivated,
+		ReasonCertBoundToOther, ReasonDeviceSuspended, ReasonDeviceDeactivated, ReasonKeyNotHardwareBacked,
 		ReasonIntegrationUnknown, ReasonIntegrationDisabled, ReasonHintMismatch, ReasonPlainHintNotAllowed,
 	}
 }
+
+// Why a device context's hardwareBacked is true or false
+// (DeviceContext.HardwareBackedReason); stable like the reasons.
+const (
+	HardwareTPMKeyCertified = "TPM_KEY_CERTIFIED"    // valid TPM evidence from the device's pinned AK
+	HardwareNoEvidence      = "NO_TPM_EVIDENCE"      // the proof carried no tpm evidence
+	HardwareEvidenceInvalid = "TPM_EVIDENCE_INVALID" // the evidence failed a check of attest/tpm
+	HardwareAKNotPinned     = "TPM_AK_NOT_PINNED"    // valid evidence, but from another AK than the device's pinned one
+	HardwareNotApplicable   = "NOT_APPLICABLE"       // a mobile proof, or a proof refused before the evidence was checked
+)

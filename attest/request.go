@@ -14,6 +14,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/scepca/scepca/attest/tpm"
 )
 
 // Platforms a proof names. Desktop proofs are signed by a certificate's key;
@@ -42,6 +44,7 @@ const (
 	maxCertBytes      = 16 << 10
 	maxChainLen       = 4
 	maxSignatureBytes = 1024
+	maxTPMFieldBytes  = 2048
 )
 
 // VerifyRequest is the JSON body of POST /api/v1/attestation/verify, as
@@ -57,11 +60,31 @@ type VerifyRequest struct {
 	Chain              []string `json:"chain,omitempty"`
 	Signature          string   `json:"signature,omitempty"`
 	SignatureAlgorithm string   `json:"signatureAlgorithm,omitempty"`
+	// TPM is optional TPM key certification evidence for the
+	// certificate's key (docs/attestation.md, "TPM key attestation").
+	TPM *TPMEvidence `json:"tpm,omitempty"`
 
 	// Mobile (IOS, ANDROID): exactly one of HMAC and ManagementHint.
 	IntegrationID  string `json:"integrationId,omitempty"`
 	HMAC           string `json:"hmac,omitempty"`
 	ManagementHint string `json:"managementHint,omitempty"`
+}
+
+// TPMEvidence is tpm.Evidence in base64, as a VerifyRequest carries it.
+type TPMEvidence struct {
+	AKPublic    string `json:"akPublic"`
+	CertifyInfo string `json:"certifyInfo"`
+	Signature   string `json:"signature"`
+	KeyPublic   string `json:"keyPublic"`
+}
+
+// EncodeTPMEvidence is the request form of ev.
+func EncodeTPMEvidence(ev *tpm.Evidence) *TPMEvidence {
+	enc := base64.StdEncoding.EncodeToString
+	return &TPMEvidence{
+		AKPublic: enc(ev.AKPublic), CertifyInfo: enc(ev.CertifyInfo),
+		Signature: enc(ev.Signature), KeyPublic: enc(ev.KeyPublic),
+	}
 }
 
 // Proof is a decoded, well-formed VerifyRequest: what Verifier.Verify
@@ -77,6 +100,8 @@ type Proof struct {
 	Chain              []*x509.Certificate
 	Signature          []byte
 	SignatureAlgorithm string
+	// TPM is the optional TPM evidence, decoded but not yet checked.
+	TPM *tpm.Evidence
 
 	// Mobile.
 	IntegrationID  string
@@ -235,12 +260,30 @@ func (req *VerifyRequest) desktop(p *Proof) error {
 	if p.Signature, err = decodeBase64(req.Signature, maxSignatureBytes); err != nil || len(p.Signature) == 0 {
 		return malformed("signature must be base64 (at most %d bytes)", maxSignatureBytes)
 	}
+	if req.TPM != nil {
+		ev := &tpm.Evidence{}
+		for _, f := range []struct {
+			name string
+			in   string
+			out  *[]byte
+		}{
+			{"akPublic", req.TPM.AKPublic, &ev.AKPublic},
+			{"certifyInfo", req.TPM.CertifyInfo, &ev.CertifyInfo},
+			{"signature", req.TPM.Signature, &ev.Signature},
+			{"keyPublic", req.TPM.KeyPublic, &ev.KeyPublic},
+		} {
+			if *f.out, err = decodeBase64(f.in, maxTPMFieldBytes); err != nil || len(*f.out) == 0 {
+				return malformed("tpm.%s must be base64 of a TPM structure (at most %d bytes)", f.name, maxTPMFieldBytes)
+			}
+		}
+		p.TPM = ev
+	}
 	return nil
 }
 
 func (req *VerifyRequest) mobile(p *Proof) error {
-	if req.Certificate != "" || len(req.Chain) > 0 || req.Signature != "" || req.SignatureAlgorithm != "" {
-		return malformed("certificate, chain, signature and signatureAlgorithm apply to MACOS and WINDOWS proofs, not %s", req.Platform)
+	if req.Certificate != "" || len(req.Chain) > 0 || req.Signature != "" || req.SignatureAlgorithm != "" || req.TPM != nil {
+		return malformed("certificate, chain, signature, signatureAlgorithm and tpm apply to MACOS and WINDOWS proofs, not %s", req.Platform)
 	}
 	switch {
 	case req.IntegrationID == "":

@@ -83,6 +83,16 @@ func TestDecodeVerifyRequest(t *testing.T) {
 		{"bad algorithm", desktop(func(m map[string]any) { m["signatureAlgorithm"] = "RSA_SHA1" }), "signatureAlgorithm must be"},
 		{"no signature", desktop(func(m map[string]any) { delete(m, "signature") }), "signature is required"},
 		{"signature not base64", desktop(func(m map[string]any) { m["signature"] = "!!" }), "signature must be base64"},
+		{"desktop, tpm", desktop(func(m map[string]any) {
+			m["tpm"] = map[string]string{"akPublic": "AAE=", "certifyInfo": "AAE=", "signature": "AAE=", "keyPublic": "AAE="}
+		}), ""},
+		{"tpm field missing", desktop(func(m map[string]any) {
+			m["tpm"] = map[string]string{"akPublic": "AAE=", "certifyInfo": "AAE=", "signature": "AAE="}
+		}), "tpm.keyPublic must be base64"},
+		{"tpm field not base64", desktop(func(m map[string]any) {
+			m["tpm"] = map[string]string{"akPublic": "!!", "certifyInfo": "AAE=", "signature": "AAE=", "keyPublic": "AAE="}
+		}), "tpm.akPublic must be base64"},
+		{"mobile with tpm", mobile(func(m map[string]any) { m["tpm"] = map[string]string{} }), "apply to MACOS and WINDOWS"},
 		{"desktop with hmac", desktop(func(m map[string]any) { m["hmac"] = "AAAA" }), "apply to IOS and ANDROID"},
 		{"mobile with certificate", mobile(func(m map[string]any) { m["certificate"] = certB64 }), "apply to MACOS and WINDOWS"},
 		{"mobile without integration", mobile(func(m map[string]any) { delete(m, "integrationId") }), "integrationId is required"},

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
+	"github.com/scepca/scepca/attest/tpm"
 	"github.com/scepca/scepca/internal/reqlog"
 	"github.com/scepca/scepca/store"
 )
@@ -134,7 +135,7 @@ func refuse(reason, format string, args ...any) *refusal {
 // lifecycle check; managementHint comparisons are constant-time.
 func (v *Verifier) Verify(ctx context.Context, p *Proof) (*DeviceContext, error) {
 	now := v.cfg.Now().UTC()
-	dc := &DeviceContext{DeviceID: p.DeviceID, Platform: p.Platform, VerifiedAt: now}
+	dc := &DeviceContext{DeviceID: p.DeviceID, Platform: p.Platform, VerifiedAt: now, HardwareBackedReason: HardwareNotApplicable}
 	if p.Desktop() {
 		dc.Certificate = certificateInfo(p)
 	}
@@ -267,6 +268,15 @@ func (v *Verifier) desktop(ctx context.Context, p *Proof, dc *DeviceContext, now
 	}
 	dc.User = user
 
+	// TPM key evidence (docs/attestation.md, "TPM key attestation"):
+	// checked before the record, so a required but missing or invalid one
+	// writes nothing; the AK is pinned on first use in the record.
+	v.hardware(p, dc)
+	if !dc.HardwareBacked {
+		if r, err := v.requireHardware(ctx, dc); r != nil || err != nil {
+			return r, err
+		}
+	}
 	dev, bind, err := v.cfg.Devices.RecordAttestation(ctx, &store.Attestation{
 		DeviceID:      p.DeviceID,
 		Platform:      p.Platform,
@@ -275,8 +285,57 @@ func (v *Verifier) desktop(ctx context.Context, p *Proof, dc *DeviceContext, now
 		Certificate:   &store.DeviceCertificate{SHA256: p.CertSHA256, Serial: dc.Certificate.Serial, CAID: iss.ID},
 		At:            now,
 		Nonce:         p.Nonce,
+		TPMAKName:     dc.TPMAKName,
 	})
-	return v.recorded(dc, p, dev, bind, err)
+	r, err := v.recorded(dc, p, dev, bind, err)
+	if r != nil || err != nil || !dc.HardwareBacked || dev == nil || strings.EqualFold(dev.TPMAKName, dc.TPMAKName) {
+		return r, err
+	}
+	// Valid evidence, but the device pinned another AK: the attestation
+	// is recorded (the certificate proof was good), the key is not known
+	// to be in this device's TPM.
+	dc.HardwareBacked, dc.HardwareBackedReason = false, HardwareAKNotPinned
+	dc.HardwareBackedDetail = "the TPM evidence is valid but its attestation key is not the one pinned for this device"
+	r, err = v.requireHardware(ctx, dc)
+	if r != nil {
+		r.spent = true // RecordAttestation consumed the nonce
+	}
+	return r, err
+}
+
+// hardware checks p's TPM evidence against the certificate's key and sets
+// dc's hardwareBacked fields; the pin is compared after the record.
+func (v *Verifier) hardware(p *Proof, dc *DeviceContext) {
+	if p.TPM == nil {
+		dc.HardwareBackedReason = HardwareNoEvidence
+		dc.HardwareBackedDetail = "the proof carried no TPM key evidence"
+		return
+	}
+	res, err := tpm.Verify(p.TPM, tpm.ExtraData(Message(p.Nonce, p.DeviceID)), p.Certificate.PublicKey)
+	if err != nil {
+		dc.HardwareBackedReason = HardwareEvidenceInvalid
+		dc.HardwareBackedDetail = strings.TrimPrefix(err.Error(), "tpm: ")
+		return
+	}
+	dc.HardwareBacked, dc.HardwareBackedReason, dc.TPMAKName = true, HardwareTPMKeyCertified, res.AKName
+}
+
+// requireHardware refuses with KEY_NOT_HARDWARE_BACKED when the
+// certificate's integration requires a hardware key.
+func (v *Verifier) requireHardware(ctx context.Context, dc *DeviceContext) (*refusal, error) {
+	if dc.IntegrationID == "" {
+		return nil, nil
+	}
+	in, err := v.cfg.Integrations.GetIntegration(ctx, dc.IntegrationID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("attest: integration %s: %w", dc.IntegrationID, err)
+	case !in.RequireHardwareKey:
+		return nil, nil
+	}
+	return refuse(ReasonKeyNotHardwareBacked, "the integration requires a TPM-held key: %s", dc.HardwareBackedDetail), nil
 }
 
 // recorded turns the outcome of RecordAttestation into the nonce, binding

@@ -32,6 +32,11 @@ type Device struct {
 	// Certificates are the certificates bound to the device, in the order
 	// they were first used.
 	Certificates []DeviceCertificate `json:"certificates,omitempty"`
+	// TPMAKName is the uppercase hexadecimal TPM Name of the attestation
+	// key pinned on first use (docs/attestation.md, "TPM key attestation"):
+	// the AK of the first verified TPM evidence since the device was
+	// created or last deleted. It is never replaced.
+	TPMAKName string `json:"tpmAkName,omitempty"`
 }
 
 // DeviceCertificate names one certificate bound to a device.
@@ -77,6 +82,11 @@ type Attestation struct {
 	// fails the call with ErrNotFound, ErrUsed or ErrExpired and writes
 	// nothing; a binding or lifecycle refusal still consumes it.
 	Nonce string
+	// TPMAKName, when set, is the AK of verified TPM evidence: it is pinned
+	// on the device when the device has none pinned (first use) and
+	// otherwise left as it is; the caller compares the returned device's
+	// TPMAKName with it.
+	TPMAKName string
 }
 
 // DeviceStore keeps devices and certificate bindings for the attestation

@@ -59,6 +59,11 @@ type Integration struct {
 	CAChain string `json:"caChain,omitempty"`
 	// Renewal allows RenewalReq signed by a certificate this integration issued.
 	Renewal bool `json:"renewal,omitempty"`
+	// RequireHardwareKey (DESKTOP): the attestation verifier refuses, with
+	// KEY_NOT_HARDWARE_BACKED, a proof by one of this integration's
+	// certificates without valid TPM key evidence from the device's pinned
+	// AK (docs/attestation.md, "TPM key attestation").
+	RequireHardwareKey bool `json:"requireHardwareKey,omitempty"`
 	// MinCipher refuses weaker content encryption: "" or "des" (all), "3des", "aes".
 	MinCipher string `json:"minCipher,omitempty"`
 	// ValidityDays overrides the server's certificate validity when > 0.

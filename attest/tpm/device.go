@@ -285,4 +285,3 @@ func ParseKey(b []byte) (*Key, error) {
 	}
 	return k, nil
 }
-

@@ -68,6 +68,9 @@ func (db *DB) RecordAttestation(ctx context.Context, a *store.Attestation) (*sto
 		}
 		dev.LastAttested = a.At
 		dev.UpdatedAt = a.At
+		if dev.TPMAKName == "" {
+			dev.TPMAKName = a.TPMAKName
+		}
 		if a.Certificate != nil {
 			if bind == nil {
 				bind = &store.Binding{

@@ -348,3 +348,39 @@ func testRecordAttestationNonce(t *testing.T, s store.Store) {
 		t.Errorf("10 attestations racing with one nonce: %d recorded, want 1", wins)
 	}
 }
+
+// testRecordAttestationTPMAK: the first TPM AK is pinned, a later one does
+// not replace it, and a deleted device pins afresh.
+func testRecordAttestationTPMAK(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	c1 := deviceCert("ak")
+	a := attestation("dev-ak", c1, t0)
+	dev, _, err := s.RecordAttestation(ctx, a)
+	must(t, call("RecordAttestation", "dev-ak", "no AK"), err)
+	if dev.TPMAKName != "" {
+		t.Fatalf("RecordAttestation without AK pinned %q", dev.TPMAKName)
+	}
+	for i, ak := range []string{"000BAA", "000BBB"} {
+		a = attestation("dev-ak", c1, t0.Add(time.Duration(i+1)*time.Minute))
+		a.TPMAKName = ak
+		dev, _, err = s.RecordAttestation(ctx, a)
+		must(t, call("RecordAttestation", "dev-ak", ak), err)
+		if dev.TPMAKName != "000BAA" {
+			t.Fatalf("RecordAttestation(AK %s) pinned %q, want the first AK 000BAA", ak, dev.TPMAKName)
+		}
+	}
+	got, err := s.GetDevice(ctx, "dev-ak")
+	must(t, call("GetDevice", "dev-ak"), err)
+	if got.TPMAKName != "000BAA" {
+		t.Fatalf("GetDevice(dev-ak).TPMAKName = %q, want 000BAA", got.TPMAKName)
+	}
+	_, err = s.SetDeviceStatus(ctx, "dev-ak", store.DeviceDeleted, t0.Add(time.Hour))
+	must(t, call("SetDeviceStatus", "dev-ak", "DELETED"), err)
+	a = attestation("dev-ak", deviceCert("ak2"), t0.Add(2*time.Hour))
+	a.TPMAKName = "000BCC"
+	dev, _, err = s.RecordAttestation(ctx, a)
+	must(t, call("RecordAttestation", "dev-ak", "after delete"), err)
+	if dev.TPMAKName != "000BCC" {
+		t.Fatalf("RecordAttestation after delete pinned %q, want 000BCC", dev.TPMAKName)
+	}
+}

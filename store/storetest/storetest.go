@@ -53,6 +53,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"RecordAttestationLifecycle", testRecordAttestationLifecycle},
 		{"RecordAttestationConcurrent", testRecordAttestationConcurrent},
 		{"RecordAttestationNonce", testRecordAttestationNonce},
+		{"RecordAttestationTPMAK", testRecordAttestationTPMAK},
 		{"DeviceNotFound", testDeviceNotFound},
 		{"DeleteCA", testDeleteCA},
 		{"IntegrationHintFields", testIntegrationHintFields},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -16,6 +17,8 @@ import (
 
 	"github.com/scepca/scepca/attest"
 	"github.com/scepca/scepca/attest/client"
+	"github.com/scepca/scepca/attest/tpm"
+	"github.com/scepca/scepca/internal/scepclient"
 )
 
 // errNotManaged is returned (exit 1) when the verifier answers that the
@@ -28,9 +31,10 @@ var errNotManaged = errors.New("device not managed")
 // exits 0 exactly when the device is managed.
 func runAttest(ctx context.Context, args []string, env func(string) string, stdout, stderr io.Writer) error {
 	usage := func() {
-		fmt.Fprintln(stderr, "usage: scepca attest desktop|mobile [flags]\n\n"+
-			"  desktop  sign a nonce with a certificate's key (as a Mac or PC would)\n"+
-			"  mobile   prove a mobile integration's managementHint (as a phone would)\n\n"+
+		fmt.Fprintln(stderr, "usage: scepca attest desktop|mobile|tpm-key [flags]\n\n"+
+			"  desktop  sign a nonce with a certificate's key (as a Mac or PC would); --tpm adds TPM key evidence\n"+
+			"  mobile   prove a mobile integration's managementHint (as a phone would)\n"+
+			"  tpm-key  create a signing key in a TPM and a CSR for it, for SCEP enrollment\n\n"+
 			"Prints the device context as JSON; exits 0 exactly when the device is managed.\n"+
 			"Run 'scepca attest desktop -h' or 'scepca attest mobile -h' for the flags.")
 	}
@@ -43,6 +47,8 @@ func runAttest(ctx context.Context, args []string, env func(string) string, stdo
 		return runAttestDesktop(ctx, args[1:], env, stdout, stderr)
 	case "mobile":
 		return runAttestMobile(ctx, args[1:], env, stdout, stderr)
+	case "tpm-key":
+		return runAttestTPMKey(args[1:], env, stdout, stderr)
 	case "-h", "--help", "help":
 		usage()
 		return flag.ErrHelp
@@ -100,13 +106,18 @@ func runAttestDesktop(ctx context.Context, args []string, env func(string) strin
 	var o attestCommon
 	o.register(fs, attest.PlatformMacOS)
 	certFile := fs.String("cert", "", "the device's certificate, PEM (required)")
-	keyFile := fs.String("key", "", "its private key, PEM: PKCS #1, PKCS #8 or SEC 1 (required)")
+	keyFile := fs.String("key", "", "its private key, PEM: PKCS #1, PKCS #8 or SEC 1; with --tpm, the TPM key file of 'scepca attest tpm-key' (required)")
 	alg := fs.String("algorithm", "", "RSA_PKCS1_SHA256, RSA_PSS_SHA256 or ECDSA_SHA256 (default: by key type)")
+	tpmPath := fs.String("tpm", "", "a TPM 2.0 (device path such as /dev/tpmrm0, or a swtpm socket) holding --key: sign in the TPM and send TPM key evidence")
+	akFile := fs.String("ak", "", "with --tpm: the attestation key file, created in the TPM when absent (default: --key with .ak appended)")
 	if err := parseAttestFlags(fs, args, env); err != nil {
 		return err
 	}
 	if *certFile == "" || *keyFile == "" {
 		return errors.New("--cert and --key are required")
+	}
+	if *akFile != "" && *tpmPath == "" {
+		return errors.New("--ak needs --tpm")
 	}
 	c, err := o.client()
 	if err != nil {
@@ -116,17 +127,145 @@ func runAttestDesktop(ctx context.Context, args []string, env func(string) strin
 	if err != nil {
 		return err
 	}
+	ctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+	if *tpmPath != "" {
+		if *akFile == "" {
+			*akFile = *keyFile + ".ak"
+		}
+		dc, err := attestTPM(ctx, c, *tpmPath, *keyFile, *akFile, cert, o, *alg)
+		if err != nil {
+			return err
+		}
+		return printContext(stdout, dc)
+	}
 	key, err := readKeyPEM(*keyFile)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, o.timeout)
-	defer cancel()
 	dc, err := c.AttestDesktop(ctx, key, cert, o.deviceID, o.platform, *alg)
 	if err != nil {
 		return err
 	}
 	return printContext(stdout, dc)
+}
+
+// attestTPM signs the proof with a TPM key and has the TPM certify that
+// key, with the AK of akFile (created when absent), over the nonce.
+func attestTPM(ctx context.Context, c *client.Client, tpmPath, keyFile, akFile string, cert *x509.Certificate, o attestCommon, alg string) (*attest.DeviceContext, error) {
+	d, err := tpm.Open(tpmPath)
+	if err != nil {
+		return nil, fmt.Errorf("--tpm: %w", err)
+	}
+	defer func() { _ = d.Close() }()
+	key, err := readTPMKey(keyFile, "--key")
+	if err != nil {
+		return nil, err
+	}
+	ak, err := readTPMKey(akFile, "--ak")
+	if errors.Is(err, os.ErrNotExist) {
+		if ak, err = d.CreateKey(tpm.AKTemplate()); err == nil {
+			err = writeNewFile(akFile, tpm.MarshalKey(ak))
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	signer, err := d.Signer(key)
+	if err != nil {
+		return nil, err
+	}
+	n, err := c.Nonce(ctx)
+	if err != nil {
+		return nil, err
+	}
+	req, err := client.SignDesktop(signer, cert, n.Nonce, o.deviceID, o.platform, alg)
+	if err != nil {
+		return nil, err
+	}
+	ev, err := d.Certify(ak, key, tpm.ExtraData(attest.Message(n.Nonce, o.deviceID)))
+	if err != nil {
+		return nil, err
+	}
+	req.TPM = attest.EncodeTPMEvidence(ev)
+	return c.Verify(ctx, req)
+}
+
+// runAttestTPMKey creates a signing key in a TPM, writes its blobs and a
+// CSR for it, signed in the TPM, for SCEP enrollment.
+func runAttestTPMKey(args []string, env func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("attest tpm-key", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	tpmPath := fs.String("tpm", "", "the TPM 2.0: a device path such as /dev/tpmrm0, or a swtpm socket (required)")
+	out := fs.String("out", "", "file to write the key's blobs to; must not exist (required)")
+	csrFile := fs.String("csr", "", "file to write a PEM CSR for the key to (optional)")
+	cn := fs.String("cn", "", "the CSR's subject common name")
+	challengeFile := fs.String("challenge-file", "", "file holding the SCEP challenge to put in the CSR's challengePassword")
+	if err := parseAttestFlags(fs, args, env); err != nil {
+		return err
+	}
+	if *tpmPath == "" || *out == "" {
+		return errors.New("--tpm and --out are required")
+	}
+	challenge := ""
+	if *challengeFile != "" {
+		var err error
+		if challenge, err = readTrimmed(*challengeFile); err != nil {
+			return fmt.Errorf("--challenge-file: %w", err)
+		}
+	}
+	d, err := tpm.Open(*tpmPath)
+	if err != nil {
+		return fmt.Errorf("--tpm: %w", err)
+	}
+	defer func() { _ = d.Close() }()
+	key, err := d.CreateKey(tpm.KeyTemplate())
+	if err != nil {
+		return err
+	}
+	if err := writeNewFile(*out, tpm.MarshalKey(key)); err != nil {
+		return err
+	}
+	if *csrFile != "" {
+		signer, err := d.Signer(key)
+		if err != nil {
+			return err
+		}
+		der, err := scepclient.CSR(signer, pkix.Name{CommonName: *cn}, challenge)
+		if err != nil {
+			return err
+		}
+		if err := writeNewFile(*csrFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})); err != nil {
+			return err
+		}
+	}
+	_, err = fmt.Fprintf(stdout, "created a TPM signing key in %s\n", *out)
+	return err
+}
+
+func readTPMKey(path, flagName string) (*tpm.Key, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", flagName, err)
+	}
+	k, err := tpm.ParseKey(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", flagName, path, err)
+	}
+	return k, nil
+}
+
+// writeNewFile writes b to a file that must not exist yet, mode 0600.
+func writeNewFile(path string, b []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		_ = f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 func runAttestMobile(ctx context.Context, args []string, env func(string) string, stdout, stderr io.Writer) error {

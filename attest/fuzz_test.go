@@ -220,6 +220,13 @@ func fuzzSetup(t testing.TB) (*attest.Verifier, [][]byte) {
 			req.SignatureAlgorithm = attest.AlgECDSASHA256 // does not fit the key
 			add(req)
 		}
+		// TPM evidence that fails to parse, so the fuzzer reaches attest/tpm.
+		tpmReq, err := client.SignDesktop(key, ourCert, nonce, "D1", attest.PlatformWindows, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		tpmReq.TPM = &attest.TPMEvidence{AKPublic: "AAE=", CertifyInfo: "/1RDR4AX", Signature: "ABg=", KeyPublic: "AAE="}
+		add(tpmReq)
 		add(client.SignMobile("fuzz-hint-123", "int-ios", nonce, "P1", attest.PlatformIOS))
 		add(client.SignMobile("wrong-hint-123", "int-ios", nonce, "P1", attest.PlatformIOS))
 		add(&attest.VerifyRequest{Nonce: nonce, DeviceID: "P2", Platform: attest.PlatformAndroid, IntegrationID: "int-android", ManagementHint: "fuzz-hint-123"})

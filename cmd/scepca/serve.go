@@ -134,6 +134,7 @@ func runServe(ctx context.Context, args []string, env func(string) string, stdou
 	scep.NewHandler(svc).Register(mux)
 	dynamic.Register(mux)
 	api.Register(mux)
+	(&readiness{store: st, integrations: st, recipient: authority.Recipient, intune: intuneValidator}).Register(mux)
 	handler := reqlog.Middleware(log, nil)(reqlog.Recover(reqlog.LimitBody(maxBody)(mux)))
 	srv := &http.Server{
 		Handler:           handler,

@@ -71,6 +71,10 @@ type Config struct {
 	// Logger receives refusals that point at a problem on our side or an
 	// attack (unknown certificate of our CA); default discards.
 	Logger *slog.Logger
+	// Observe, when set, is told the reason of every verification
+	// (ReasonManaged or a refusal; "ERROR" when it could not decide): the
+	// metrics seam.
+	Observe func(reason string)
 }
 
 // Verifier checks attestation proofs and answers device contexts. It is
@@ -156,12 +160,18 @@ func (v *Verifier) Verify(ctx context.Context, p *Proof) (*DeviceContext, error)
 		}
 	}
 	if err != nil {
+		if v.cfg.Observe != nil {
+			v.cfg.Observe("ERROR")
+		}
 		return nil, err
 	}
 	if r != nil {
 		dc.Managed, dc.Reason, dc.Detail = false, r.reason, r.detail
 	} else {
 		dc.Managed, dc.Reason = true, ReasonManaged
+	}
+	if v.cfg.Observe != nil {
+		v.cfg.Observe(dc.Reason)
 	}
 	attrs := []slog.Attr{
 		slog.String(reqlog.KeyDeviceID, dc.DeviceID),

@@ -57,6 +57,33 @@ type Config struct {
 	// Audit receives certificate events the service itself causes (a
 	// certificate revoked because it was never delivered); default Logger.
 	Audit *slog.Logger
+	// Observer receives the latency of each PKIOperation phase (metrics);
+	// default none.
+	Observer observer
+}
+
+// PKIOperation phases reported to the observer.
+const (
+	PhaseDecrypt   = "decrypt"
+	PhaseChallenge = "challenge"
+	PhaseSign      = "sign"
+	PhaseStore     = "store"
+	PhaseNotify    = "notify"
+	PhaseEncrypt   = "encrypt"
+)
+
+// observer is told how long each PKIOperation phase took.
+type observer interface {
+	ObservePhase(phase string, d time.Duration)
+}
+
+type noObserver struct{}
+
+func (noObserver) ObservePhase(string, time.Duration) {}
+
+// phase reports the time since start for phase; use with defer.
+func (s *Service) phase(phase string, start time.Time) {
+	s.obs.ObservePhase(phase, time.Since(start))
 }
 
 // Service runs SCEP PKIOperations: decrypt, check, challenge, issue, reply.
@@ -69,6 +96,7 @@ type Service struct {
 	now        func() time.Time
 	log        *slog.Logger
 	audit      *slog.Logger
+	obs        observer
 }
 
 // NewService validates cfg and returns a Service.
@@ -92,6 +120,10 @@ func NewService(cfg Config) (*Service, error) {
 		now:        cfg.Now,
 		log:        cfg.Logger,
 		audit:      cfg.Audit,
+		obs:        cfg.Observer,
+	}
+	if s.obs == nil {
+		s.obs = noObserver{}
 	}
 	if s.txTTL <= 0 {
 		s.txTTL = 7 * 24 * time.Hour
@@ -176,6 +208,7 @@ func (s *Service) handle(ctx context.Context, integ *store.Integration, msg *PKI
 // decrypt opens the request's envelope with the recipient key and enforces
 // the integration's minimum cipher.
 func (s *Service) decrypt(integ *store.Integration, msg *PKIMessage) ([]byte, cms.Params, error) {
+	defer s.phase(PhaseDecrypt, time.Now())
 	cert, key := s.ca.Recipient()
 	plain, params, err := cms.Decrypt(msg.Envelope, cert, key)
 	if err != nil {
@@ -235,11 +268,13 @@ func (s *Service) enroll(ctx context.Context, integ *store.Integration, msg *PKI
 		n = s.notifierFor(integ)
 		tx.Confirm = n != nil
 	}
+	claimStart := time.Now()
 	existing, err := s.store.ClaimTransaction(ctx, tx, now)
 	if errors.Is(err, store.ErrExists) && abandoned(existing, now) {
 		s.recoverAbandoned(ctx, existing)
 		existing, err = s.store.ClaimTransaction(ctx, tx, now)
 	}
+	s.phase(PhaseStore, claimStart)
 	if errors.Is(err, store.ErrExists) {
 		return s.replay(ctx, msg, params, tx, existing, n != nil)
 	}
@@ -274,7 +309,10 @@ func (s *Service) enroll(ctx context.Context, integ *store.Integration, msg *PKI
 		if v == nil {
 			return reply{}, fmt.Errorf("scep: no validator for challenge type %q", integ.ChallengeType)
 		}
-		if err := v.Validate(ctx, vreq); err != nil {
+		start := time.Now()
+		err := v.Validate(ctx, vreq)
+		s.phase(PhaseChallenge, start)
+		if err != nil {
 			return reply{}, err
 		}
 	}
@@ -282,19 +320,24 @@ func (s *Service) enroll(ctx context.Context, integ *store.Integration, msg *PKI
 	if integ.ValidityDays > 0 {
 		validity = time.Duration(integ.ValidityDays) * 24 * time.Hour
 	}
+	signStart := time.Now()
 	tok, err := s.ca.Prepare(ctx, &ca.Request{CSR: csr, IntegrationID: integ.ID, TransactionID: txKey, Validity: validity})
 	if err != nil {
 		s.notifyFailure(ctx, n, vreq, err)
 		return reply{}, err
 	}
 	cert, rec, err := s.ca.Issue(ctx, tok)
+	s.phase(PhaseSign, signStart)
 	if err != nil {
 		s.notifyFailure(ctx, n, vreq, err)
 		return reply{}, err
 	}
 	if n != nil {
 		// Hand the certificate out only once Intune acknowledged it.
-		if err := s.deliver(ctx, n, vreq, txKey, tx.Claim, cert, rec); err != nil {
+		start := time.Now()
+		err := s.deliver(ctx, n, vreq, txKey, tx.Claim, cert, rec)
+		s.phase(PhaseNotify, start)
+		if err != nil {
 			return reply{}, err
 		}
 	}
@@ -467,7 +510,9 @@ func (s *Service) success(msg *PKIMessage, params cms.Params, certs []*x509.Cert
 	if err != nil {
 		return reply{}, err
 	}
+	start := time.Now()
 	env, err := cms.Encrypt(inner, msg.SignerCert, params)
+	s.phase(PhaseEncrypt, start)
 	if err != nil {
 		return reply{}, fmt.Errorf("scep: encrypt reply: %w", err)
 	}

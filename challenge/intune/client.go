@@ -252,15 +252,22 @@ func (c *client) discover(ctx context.Context) (string, error) {
 // also drops the Intune token. The outcome goes to the request's wide
 // event under key.
 func (c *client) action(ctx context.Context, name, key string, payload any) error {
+	start := time.Now()
 	err := c.post(ctx, name, payload)
 	e, _ := errors.AsType[*Error](err)
+	result := ResultFailure
 	switch {
 	case err == nil:
+		result = ResultSuccess
 		reqlog.Add(ctx, slog.Group(key, slog.String("code", codeSuccess)))
 	case e != nil && e.Op == name:
 		reqlog.Add(ctx, slog.Group(key, slog.Int("status", e.Status), slog.String("code", e.Code), slog.String("client_request_id", e.RequestID)))
 	default: // token or discovery failed first
+		result = ResultNotSent
 		reqlog.Add(ctx, slog.Group(key, slog.String("error", "not sent")))
+	}
+	if c.v.observe != nil {
+		c.v.observe(name, result, time.Since(start))
 	}
 	return err
 }

@@ -54,7 +54,19 @@ type Config struct {
 	// Logger receives debug and info lines (tokens fetched, discovery);
 	// never a secret or token.
 	Logger *slog.Logger
+	// Observe, when set, is told of every call to Intune's SCEP API: its
+	// action (ActionValidate, ...), result (ResultSuccess, ResultFailure,
+	// ResultNotSent) and duration, token and discovery included. The
+	// metrics seam.
+	Observe func(action, result string, d time.Duration)
 }
+
+// Call results reported to Config.Observe.
+const (
+	ResultSuccess = "success"  // Intune accepted
+	ResultFailure = "failure"  // Intune answered with an error or the call failed
+	ResultNotSent = "not_sent" // token or discovery failed first
+)
 
 // Validator is the Intune-delegated challenge validator (challenge type
 // INTUNE). It implements challenge.Validator and the notifications the scep
@@ -69,6 +81,7 @@ type Validator struct {
 	callerInfo  string
 	now         func() time.Time
 	log         *slog.Logger
+	observe     func(action, result string, d time.Duration)
 
 	mu      sync.Mutex
 	clients map[string]*client
@@ -91,6 +104,7 @@ func New(cfg Config) (*Validator, error) {
 		callerInfo:  strings.TrimSpace(cfg.CallerInfo),
 		now:         cfg.Now,
 		log:         cfg.Logger,
+		observe:     cfg.Observe,
 		clients:     map[string]*client{},
 	}
 	var hc http.Client

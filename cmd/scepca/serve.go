@@ -38,6 +38,8 @@ type serveOptions struct {
 	intuneTimeout time.Duration
 	// attest configures the attestation verifier (serve_attest.go).
 	attest attestOptions
+	// metricsListen, when set, serves /metrics on its own listener too.
+	metricsListen string
 }
 
 // devIntegration is what --dev keeps of its default integration so that
@@ -59,6 +61,7 @@ func runServe(ctx context.Context, args []string, env func(string) string, stdou
 	fs.DurationVar(&o.validity, "cert-validity", 365*24*time.Hour, "validity of issued certificates (integrations may override in days)")
 	fs.DurationVar(&o.jitter, "cert-jitter", 0, "shorten each certificate's NotAfter by a random amount up to this, to spread renewals (at most half the validity)")
 	fs.DurationVar(&o.intuneTimeout, "intune-timeout", intune.DefaultCallTimeout, "timeout of each call to Entra ID, Microsoft Graph and Intune (INTUNE integrations)")
+	fs.StringVar(&o.metricsListen, "metrics-listen", "", "also serve /metrics on this address (it is always on the main listener)")
 	o.attest.register(fs)
 	if err := parseFlags(fs, args, env); err != nil {
 		return err
@@ -82,7 +85,8 @@ func runServe(ctx context.Context, args []string, env func(string) string, stdou
 		o.publicURL = "http://" + ln.Addr().String()
 	}
 
-	audit := log.With("log", "audit")
+	m, metricsHandler := newMetrics()
+	audit := slog.New(auditCounter{Handler: log.With("log", "audit").Handler(), m: m})
 	caCfg := o.caConfig(o.publicURL, audit)
 	caCfg.Validity, caCfg.Jitter = o.validity, o.jitter
 	if err := caCfg.Validate(); err != nil {
@@ -99,10 +103,11 @@ func runServe(ctx context.Context, args []string, env func(string) string, stdou
 	if err != nil {
 		return err
 	}
-	intuneValidator, err := intune.New(intune.Config{Opener: kek, CallTimeout: o.intuneTimeout, CallerInfo: "scepca/" + version(), Logger: log})
+	intuneValidator, err := intune.New(intune.Config{Opener: kek, CallTimeout: o.intuneTimeout, CallerInfo: "scepca/" + version(), Logger: log, Observe: m.IntuneCall})
 	if err != nil {
 		return err
 	}
+	o.attest.observe = m.AttestVerify
 	attestation, attestSweeper, err := newAttestation(&o.attest, st, kek, log, audit)
 	if err != nil {
 		return err
@@ -111,7 +116,7 @@ func runServe(ctx context.Context, args []string, env func(string) string, stdou
 	if err != nil {
 		return err
 	}
-	dynamic, err := challenge.NewDynamic(challenge.DynamicConfig{Store: st, Audit: audit})
+	dynamic, err := challenge.NewDynamic(challenge.DynamicConfig{Store: st, Audit: audit, Observe: m.DynamicChallenge})
 	if err != nil {
 		return err
 	}
@@ -123,8 +128,9 @@ func runServe(ctx context.Context, args []string, env func(string) string, stdou
 			store.ChallengeDynamic: dynamic,
 			store.ChallengeIntune:  intuneValidator,
 		},
-		Logger: log,
-		Audit:  audit,
+		Logger:   log,
+		Audit:    audit,
+		Observer: m,
 	})
 	if err != nil {
 		return err
@@ -134,8 +140,15 @@ func runServe(ctx context.Context, args []string, env func(string) string, stdou
 	scep.NewHandler(svc).Register(mux)
 	dynamic.Register(mux)
 	api.Register(mux)
+	mux.Handle("GET /metrics", metricsHandler)
+	m.Outstanding(outstandingChallenges(st))
+	m.CAExpiry(map[string]func() time.Time{
+		"root":         func() time.Time { return authority.Root().NotAfter },
+		"intermediate": func() time.Time { return authority.Intermediate().NotAfter },
+		"ra":           func() time.Time { c, _ := authority.Recipient(); return c.NotAfter },
+	})
 	(&readiness{store: st, integrations: st, recipient: authority.Recipient, intune: intuneValidator}).Register(mux)
-	handler := reqlog.Middleware(log, nil)(reqlog.Recover(reqlog.LimitBody(maxBody)(mux)))
+	handler := reqlog.Middleware(log, nil)(scepMetrics(m, reqlog.Recover(reqlog.LimitBody(maxBody)(mux))))
 	srv := &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -160,6 +173,22 @@ func runServe(ctx context.Context, args []string, env func(string) string, stdou
 	defer stopBackground()
 	background.Go(func() { _ = dynamic.Run(bgCtx) })
 	background.Go(func() { _ = attestSweeper.Run(bgCtx) })
+
+	if o.metricsListen != "" {
+		mln, err := net.Listen("tcp", o.metricsListen)
+		if err != nil {
+			return fmt.Errorf("metrics listener: %w", err)
+		}
+		metricsMux := http.NewServeMux()
+		metricsMux.Handle("GET /metrics", metricsHandler)
+		msrv := &http.Server{Handler: metricsMux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: srv.ErrorLog, BaseContext: srv.BaseContext}
+		fmt.Fprintf(stdout, "metrics on http://%s/metrics\n", mln.Addr())
+		background.Go(func() { _ = msrv.Serve(mln) })
+		background.Go(func() {
+			<-bgCtx.Done()
+			_ = msrv.Close()
+		})
+	}
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

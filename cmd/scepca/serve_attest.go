@@ -15,6 +15,8 @@ type attestOptions struct {
 	nonceTTL  time.Duration
 	maxUnused time.Duration
 	crlTTL    time.Duration
+	// observe is told every verification's reason (metrics).
+	observe func(reason string)
 }
 
 func (o *attestOptions) register(fs *flag.FlagSet) {
@@ -40,7 +42,7 @@ func newAttestation(o *attestOptions, st store.Store, kek *ca.KEK, log, audit *s
 	}
 	v, err := attest.New(attest.Config{
 		Nonces: nonces, Anchors: anchors, Certificates: st, CRLs: crls,
-		Devices: st, Integrations: st, Hints: kek, Logger: log,
+		Devices: st, Integrations: st, Hints: kek, Logger: log, Observe: o.observe,
 	})
 	if err != nil {
 		return nil, nil, err

@@ -22,24 +22,16 @@ type Identity struct {
 	Cert *x509.Certificate
 }
 
-// NewIdentities generates n RSA identities of the given size, in parallel
-// on every core. It is slow (tens of milliseconds per 2048-bit key), which
-// is why it runs once, before any timed phase.
-func NewIdentities(ctx context.Context, n, bits int) ([]Identity, error) {
-	if n <= 0 {
-		return nil, errors.New("loadgen: need at least one identity")
-	}
-	if bits < 2048 {
-		return nil, fmt.Errorf("loadgen: RSA key size %d below 2048", bits)
-	}
-	ids := make([]Identity, n)
+// forEach runs fn(0..n-1) on every core and joins the errors; it stops
+// handing out work when ctx ends and then returns ctx's error.
+func forEach(ctx context.Context, n int, fn func(i int) error) error {
 	errs := make([]error, n)
 	next := make(chan int)
 	var wg sync.WaitGroup
 	for range min(n, runtime.GOMAXPROCS(0)) {
 		wg.Go(func() {
 			for i := range next {
-				ids[i], errs[i] = newIdentity(bits, i)
+				errs[i] = fn(i)
 			}
 		})
 	}
@@ -52,9 +44,30 @@ func NewIdentities(ctx context.Context, n, bits int) ([]Identity, error) {
 	close(next)
 	wg.Wait()
 	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return errors.Join(errs...)
+}
+
+// NewIdentities generates n RSA identities of the given size, in parallel
+// on every core. It is slow (tens of milliseconds per 2048-bit key), which
+// is why it runs once, before any timed phase.
+func NewIdentities(ctx context.Context, n, bits int) ([]Identity, error) {
+	if n <= 0 {
+		return nil, errors.New("loadgen: need at least one identity")
+	}
+	if bits < 2048 {
+		return nil, fmt.Errorf("loadgen: RSA key size %d below 2048", bits)
+	}
+	ids := make([]Identity, n)
+	err := forEach(ctx, n, func(i int) (err error) {
+		ids[i], err = newIdentity(bits, i)
+		return err
+	})
+	if ctx.Err() != nil {
 		return nil, err
 	}
-	if err := errors.Join(errs...); err != nil {
+	if err != nil {
 		return nil, fmt.Errorf("loadgen: identities: %w", err)
 	}
 	return ids, nil

@@ -9,8 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"runtime"
-	"sync"
 	"time"
 
 	"github.com/scepca/scepca/internal/cms"
@@ -102,28 +100,14 @@ func Prepare(ctx context.Context, t Target, ids []Identity, n int, prefix string
 		return nil, fmt.Errorf("loadgen: %s: GetCACert returned no certificate", t.Name)
 	}
 	reqs := make([]*Request, n)
-	errs := make([]error, n)
-	next := make(chan int)
-	var wg sync.WaitGroup
-	for range min(n, runtime.GOMAXPROCS(0)) {
-		wg.Go(func() {
-			for i := range next {
-				reqs[i], errs[i] = prepareOne(t, &ids[i%len(ids)], recipient, fmt.Sprintf("%s-%d", prefix, i))
-			}
-		})
-	}
-	for i := range n {
-		if ctx.Err() != nil {
-			break
-		}
-		next <- i
-	}
-	close(next)
-	wg.Wait()
-	if err := ctx.Err(); err != nil {
+	err = forEach(ctx, n, func(i int) (err error) {
+		reqs[i], err = prepareOne(t, &ids[i%len(ids)], recipient, fmt.Sprintf("%s-%d", prefix, i))
+		return err
+	})
+	if ctx.Err() != nil {
 		return nil, err
 	}
-	if err := errors.Join(errs...); err != nil {
+	if err != nil {
 		return nil, fmt.Errorf("loadgen: prepare %s: %w", t.Name, err)
 	}
 	return reqs, nil

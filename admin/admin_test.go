@@ -16,7 +16,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -25,6 +24,7 @@ import (
 	"github.com/scepca/scepca/ca"
 	"github.com/scepca/scepca/challenge"
 	"github.com/scepca/scepca/internal/reqlog"
+	"github.com/scepca/scepca/internal/syncbuf"
 	"github.com/scepca/scepca/store"
 	"github.com/scepca/scepca/store/bolt"
 )
@@ -39,23 +39,8 @@ const (
 	maxBody = 4 << 10
 )
 
-// syncBuffer is a bytes.Buffer safe for the server's goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// syncBuffer collects output written by concurrent goroutines.
+type syncBuffer = syncbuf.Buffer
 
 // fixture is the admin API over a real bbolt store, served by httptest the
 // way cmd wires it: request event → body limit → mux.

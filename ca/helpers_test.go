@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/scepca/scepca/internal/syncbuf"
 	"github.com/scepca/scepca/store"
 )
 
@@ -288,23 +289,8 @@ func (c *collidingStore) PutCertificate(ctx context.Context, rec *store.Certific
 	return c.memStore.PutCertificate(ctx, rec)
 }
 
-// syncBuffer is a bytes.Buffer safe for a concurrently used logger.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// syncBuffer collects output written by concurrent goroutines.
+type syncBuffer = syncbuf.Buffer
 
 var p256 = elliptic.P256()
 

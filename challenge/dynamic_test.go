@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/scepca/scepca/internal/ndesclient"
+	"github.com/scepca/scepca/internal/syncbuf"
 	"github.com/scepca/scepca/store"
 	"github.com/scepca/scepca/store/bolt"
 )
@@ -64,8 +65,7 @@ type dynamicFixture struct {
 	events *events
 	integ  *store.Integration
 	pass   Secret
-	audit  *bytes.Buffer
-	mu     sync.Mutex
+	audit  *syncbuf.Buffer
 }
 
 // newDynamicFixture makes a Dynamic over a fresh bbolt store with one
@@ -78,7 +78,7 @@ func newDynamicFixture(t *testing.T, edit func(*store.Integration)) *dynamicFixt
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	f := &dynamicFixture{st: st, clock: &clock{t: time.Date(2026, 5, 1, 9, 0, 0, 0, time.UTC)}, events: &events{}, audit: &bytes.Buffer{}}
+	f := &dynamicFixture{st: st, clock: &clock{t: time.Date(2026, 5, 1, 9, 0, 0, 0, time.UTC)}, events: &events{}, audit: &syncbuf.Buffer{}}
 	f.pass, err = GenerateSecret(SecretLength)
 	if err != nil {
 		t.Fatal(err)
@@ -108,15 +108,7 @@ func newDynamicFixture(t *testing.T, edit func(*store.Integration)) *dynamicFixt
 }
 
 func newTestLogger(f *dynamicFixture) *slog.Logger {
-	return slog.New(slog.NewJSONHandler(lockedWriter{f}, nil))
-}
-
-type lockedWriter struct{ f *dynamicFixture }
-
-func (w lockedWriter) Write(p []byte) (int, error) {
-	w.f.mu.Lock()
-	defer w.f.mu.Unlock()
-	return w.f.audit.Write(p)
+	return slog.New(slog.NewJSONHandler(f.audit, nil))
 }
 
 // fetch calls the page handler directly from source with the given

@@ -1,7 +1,6 @@
 package intune
 
 import (
-	"bytes"
 	"crypto/elliptic"
 	"crypto/sha256"
 	"crypto/x509"
@@ -15,6 +14,7 @@ import (
 	"github.com/scepca/scepca/ca"
 	"github.com/scepca/scepca/challenge"
 	"github.com/scepca/scepca/challenge/intune/intunefake"
+	"github.com/scepca/scepca/internal/syncbuf"
 	"github.com/scepca/scepca/internal/testpki"
 	"github.com/scepca/scepca/store"
 )
@@ -39,23 +39,8 @@ func (c *clock) Advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
-// syncBuffer collects log output from concurrent goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// syncBuffer collects output written by concurrent goroutines.
+type syncBuffer = syncbuf.Buffer
 
 // testKEK is the key-encryption key sealing test secrets.
 func testKEK(tb testing.TB) *ca.KEK {

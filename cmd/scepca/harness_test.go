@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/scepca/scepca/internal/syncbuf"
 )
 
 // testServer is a running `scepca serve --dev` with what it printed.
@@ -36,23 +38,8 @@ func (s *testServer) Stop() error {
 	return s.stopResult
 }
 
-// syncBuffer is a goroutine-safe bytes buffer for a server's output.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
+// syncBuffer collects output written by concurrent goroutines.
+type syncBuffer = syncbuf.Buffer
 
 // testEnv is the environment a test server sees: nothing from the real one.
 func testEnv(kv ...string) func(string) string {

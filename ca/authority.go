@@ -355,6 +355,18 @@ func (a *Authority) Intermediate() *x509.Certificate { return a.inter }
 // every certificate it issues and names its CRL (/crl/{id}.crl).
 func (a *Authority) IntermediateID() string { return a.interID }
 
+// Issuer returns the certificate and key of the issuing CA whose store ID
+// is id; ok is false when this authority holds no issuing key under id.
+// Revocation (the CRL at /crl/{id}.crl and OCSP responses for the CA's
+// certificates) is signed with it. Today that is the active intermediate
+// only; CA rotation (issue 7) adds the intermediates it retires.
+func (a *Authority) Issuer(id string) (cert *x509.Certificate, key crypto.Signer, ok bool) {
+	if id != a.interID {
+		return nil, nil, false
+	}
+	return a.inter, a.interKey, true
+}
+
 // RA returns the separate RA certificate, or nil when the intermediate is
 // its own RA (an RSA intermediate).
 func (a *Authority) RA() *x509.Certificate { return a.ra }

@@ -1,0 +1,230 @@
+package etcd
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/scepca/scepca/store"
+)
+
+// A certificate is stored under famCerts by serial, and indexed under
+// famCertsByTime by newestKey, whose ascending key order is newest
+// IssuedAt first, so ListCertificates reads pages in order with a limit.
+
+// newestKey inverts the index key of store/bolt: the Unix seconds with the
+// sign bit flipped (so byte order is numeric order for every time), then
+// nanoseconds, each complemented so that ascending order is newest first;
+// then the serial (ties in ascending serial order). Hex-encoded, so etcd
+// keys stay printable.
+func newestKey(at time.Time, serial string) string {
+	var k [12]byte
+	binary.BigEndian.PutUint64(k[:], ^(uint64(at.Unix()) ^ (1 << 63))) //nolint:gosec // G115: reinterpreting the sign bit is the point
+	binary.BigEndian.PutUint32(k[8:], ^uint32(at.Nanosecond()))        //nolint:gosec // G115: Nanosecond is in [0, 1e9)
+	return fmt.Sprintf("%x/%s", k, serial)
+}
+
+// PutCertificate stores a newly issued certificate, its index entry and,
+// when c.TransactionID names a PENDING transaction of c.IntegrationID, that
+// transaction as store.TxSuccess (store.TxIssued when claimed with Confirm)
+// with this serial, all in one etcd transaction that compares the serial
+// absent and the transaction unchanged. store.ErrExists if any certificate
+// has the serial, across every replica; a clash writes nothing and keeps
+// the claim. A transaction past PENDING keeps its first serial.
+func (s *Store) PutCertificate(ctx context.Context, c *store.Certificate) error {
+	if c.Serial == "" {
+		return fmt.Errorf("etcd: put certificate: empty serial")
+	}
+	certKey := s.prefix + famCerts + c.Serial
+	cert, err := putJSON(certKey, c)
+	if err != nil {
+		return fmt.Errorf("etcd: put certificate %s: %w", c.Serial, err)
+	}
+	index := clientv3.OpPut(s.prefix+famCertsByTime+newestKey(c.IssuedAt, c.Serial), c.Serial)
+	txKey, hasTx := "", false
+	if c.TransactionID != "" {
+		txKey, hasTx = s.txKey(c.IntegrationID, c.TransactionID)
+	}
+	err = s.retry(ctx, func() error {
+		cmps := []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(certKey), "=", 0)}
+		ops := []clientv3.Op{cert, index}
+		if hasTx {
+			kv, err := s.get(ctx, txKey)
+			if err != nil {
+				return err
+			}
+			cmps = append(cmps, modRev(txKey, kv))
+			if kv != nil {
+				var t store.Transaction
+				if err := json.Unmarshal(kv.Value, &t); err != nil {
+					return fmt.Errorf("transaction %q: decode: %w", c.TransactionID, err)
+				}
+				if t.State == store.TxPending {
+					t.State = store.TxSuccess
+					if t.Confirm {
+						t.State = store.TxIssued
+					}
+					t.Serial = c.Serial
+					op, err := putJSON(txKey, &t, keepLease(kv)...)
+					if err != nil {
+						return err
+					}
+					ops = append(ops, op)
+				}
+			}
+		}
+		resp, err := s.cli.Txn(ctx).If(cmps...).Then(ops...).
+			Else(clientv3.OpGet(certKey, clientv3.WithCountOnly())).Commit()
+		switch {
+		case err != nil:
+			return err
+		case resp.Succeeded:
+			return nil
+		case resp.Responses[0].GetResponseRange().Count > 0:
+			return store.ErrExists
+		}
+		return errRetry // the transaction changed under us
+	})
+	if err != nil {
+		return fmt.Errorf("etcd: put certificate %s: %w", c.Serial, err)
+	}
+	return nil
+}
+
+// GetCertificate returns the certificate serial; store.ErrNotFound if absent.
+func (s *Store) GetCertificate(ctx context.Context, serial string) (*store.Certificate, error) {
+	var c store.Certificate
+	if _, err := s.getJSON(ctx, s.prefix+famCerts+serial, &c); err != nil {
+		return nil, fmt.Errorf("etcd: get certificate %s: %w", serial, err)
+	}
+	return &c, nil
+}
+
+// ListCertificates returns the certificates matching f, newest IssuedAt
+// first, at most f.Limit of them when f.Limit > 0. It walks the index a
+// page at a time at one revision and reads each page's records in one
+// etcd transaction, so it stops reading once the limit is met.
+func (s *Store) ListCertificates(ctx context.Context, f store.CertFilter) ([]*store.Certificate, error) {
+	out, err := s.listCertificates(ctx, f)
+	if err != nil {
+		return nil, fmt.Errorf("etcd: list certificates: %w", err)
+	}
+	return out, nil
+}
+
+func (s *Store) listCertificates(ctx context.Context, f store.CertFilter) ([]*store.Certificate, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	prefix := s.prefix + famCertsByTime
+	end := clientv3.GetPrefixRangeEnd(prefix)
+	from := prefix
+	var (
+		rev int64
+		out []*store.Certificate
+	)
+	for {
+		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(maxTxnOps)}
+		if rev > 0 {
+			opts = append(opts, clientv3.WithRev(rev))
+		}
+		resp, err := s.cli.Get(ctx, from, opts...)
+		if err != nil {
+			return nil, err
+		}
+		if rev == 0 {
+			rev = resp.Header.Revision
+		}
+		if len(resp.Kvs) == 0 {
+			return out, nil
+		}
+		gets := make([]clientv3.Op, len(resp.Kvs))
+		for i, kv := range resp.Kvs {
+			gets[i] = clientv3.OpGet(s.prefix + famCerts + string(kv.Value))
+		}
+		recs, err := s.cli.Txn(ctx).Then(gets...).Commit()
+		if err != nil {
+			return nil, err
+		}
+		for i, r := range recs.Responses {
+			kvs := r.GetResponseRange().Kvs
+			if len(kvs) == 0 {
+				return nil, fmt.Errorf("index entry %s: %w", resp.Kvs[i].Value, store.ErrNotFound)
+			}
+			c := new(store.Certificate)
+			if err := json.Unmarshal(kvs[0].Value, c); err != nil {
+				return nil, fmt.Errorf("decode %s: %w", resp.Kvs[i].Value, err)
+			}
+			if !matches(f, c) {
+				continue
+			}
+			out = append(out, c)
+			if f.Limit > 0 && len(out) >= f.Limit {
+				return out, nil
+			}
+		}
+		if !resp.More {
+			return out, nil
+		}
+		from = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+	}
+}
+
+func matches(f store.CertFilter, c *store.Certificate) bool {
+	return (f.IntegrationID == "" || f.IntegrationID == c.IntegrationID) &&
+		(f.CAID == "" || f.CAID == c.CAID) &&
+		(f.Status == "" || f.Status == c.Status)
+}
+
+// UpdateCertificateStatus sets the status, revocation time and reason of
+// the certificate serial, compared against the record it read;
+// store.ErrNotFound if absent.
+func (s *Store) UpdateCertificateStatus(ctx context.Context, serial, status string, at time.Time, reason int) error {
+	key := s.prefix + famCerts + serial
+	err := s.retry(ctx, func() error {
+		var c store.Certificate
+		kv, err := s.getJSON(ctx, key, &c)
+		if err != nil {
+			return err
+		}
+		c.Status = status
+		c.RevokedAt = at
+		c.RevocationReason = reason
+		op, err := putJSON(key, &c)
+		if err != nil {
+			return err
+		}
+		resp, err := s.cli.Txn(ctx).If(modRev(key, kv)).Then(op).Commit()
+		switch {
+		case err != nil:
+			return err
+		case !resp.Succeeded:
+			return errRetry
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("etcd: update certificate status %s: %w", serial, err)
+	}
+	return nil
+}
+
+// CountCertificates returns how many certificates are stored.
+func (s *Store) CountCertificates(ctx context.Context) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, fmt.Errorf("etcd: count certificates: %w", err)
+	}
+	resp, err := s.cli.Get(ctx, s.prefix+famCerts, clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		return 0, fmt.Errorf("etcd: count certificates: %w", err)
+	}
+	return int(resp.Count), nil
+}
+
+// keyPart refuses a key part holding NUL, the separator of composite keys.
+func keyPart(s string) bool { return !strings.ContainsRune(s, 0) }

@@ -11,7 +11,8 @@ build:
 run:
 	$(GO) run ./cmd/scepca serve --dev --data $(DATA)
 
-# deps installs the Debian packages the tests drive (real SCEP clients).
+# deps installs the Debian packages the tests drive (real SCEP clients, swtpm,
+# etcd-server for store/etcd and the two-replica test).
 deps:
 	@missing=""; \
 	command -v scepclient >/dev/null 2>&1 || missing="$$missing scep"; \
@@ -20,6 +21,7 @@ deps:
 	command -v openssl >/dev/null 2>&1 || missing="$$missing openssl"; \
 	command -v swtpm >/dev/null 2>&1 || missing="$$missing swtpm swtpm-tools"; \
 	command -v tpm2_startup >/dev/null 2>&1 || missing="$$missing tpm2-tools"; \
+	command -v etcd >/dev/null 2>&1 || missing="$$missing etcd-server"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \

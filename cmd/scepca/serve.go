@@ -97,7 +97,7 @@ func runServe(ctx context.Context, args []string, env func(string) string, stdou
 		return err
 	}
 	if created {
-		fmt.Fprintf(stdout, "initialised %q and %q in %s\n", authority.Root().Subject.CommonName, authority.Intermediate().Subject.CommonName, o.data)
+		fmt.Fprintf(stdout, "initialised %q and %q in %s\n", authority.Root().Subject.CommonName, authority.Intermediate().Subject.CommonName, o.where())
 	}
 	tokenHash, err := adminToken(&o.dataOptions, env, stdout)
 	if err != nil {

@@ -15,7 +15,9 @@ import (
 	"strings"
 
 	"github.com/scepca/scepca/ca"
+	"github.com/scepca/scepca/store"
 	"github.com/scepca/scepca/store/bolt"
+	"github.com/scepca/scepca/store/etcd"
 )
 
 // dataOptions are the flags every command that opens the data directory shares.
@@ -25,14 +27,102 @@ type dataOptions struct {
 	dev     bool
 	org     string
 	keyType string
+	backend storeOptions
+}
+
+// Store backends (--store).
+const (
+	backendBolt = "bolt"
+	backendEtcd = "etcd"
+)
+
+// storeOptions select the store: bbolt in the data directory (one
+// process), or etcd (several replicas; docs/operations.md, "Choosing a
+// store").
+type storeOptions struct {
+	kind      string
+	endpoints string
+	prefix    string
+	caFile    string
+	certFile  string
+	keyFile   string
+}
+
+func (o *storeOptions) register(fs *flag.FlagSet) {
+	fs.StringVar(&o.kind, "store", backendBolt, "store backend: bolt (<data>/scepca.db, one process) or etcd (several replicas)")
+	fs.StringVar(&o.endpoints, "etcd-endpoints", "", "etcd client URLs, comma-separated (--store etcd), e.g. https://10.0.0.1:2379,https://10.0.0.2:2379")
+	fs.StringVar(&o.prefix, "etcd-prefix", etcd.DefaultPrefix, "key prefix of this deployment in etcd; deployments sharing a cluster need different ones")
+	fs.StringVar(&o.caFile, "etcd-ca", "", "PEM CA certificate(s) that verify the etcd servers (https endpoints; default: the system pool)")
+	fs.StringVar(&o.certFile, "etcd-cert", "", "PEM client certificate for etcd's --client-cert-auth")
+	fs.StringVar(&o.keyFile, "etcd-key", "", "PEM private key of --etcd-cert")
+}
+
+// etcdConfig builds the etcd configuration from the flags.
+func (o *storeOptions) etcdConfig() (etcd.Config, error) {
+	var eps []string
+	for _, e := range strings.Split(o.endpoints, ",") {
+		if e = strings.TrimSpace(e); e != "" {
+			eps = append(eps, e)
+		}
+	}
+	if len(eps) == 0 {
+		return etcd.Config{}, errors.New("--store etcd needs --etcd-endpoints")
+	}
+	cfg := etcd.Config{Endpoints: eps, Prefix: o.prefix}
+	tlsWanted := o.caFile != "" || o.certFile != "" || o.keyFile != ""
+	for _, e := range eps {
+		if strings.HasPrefix(e, "https://") {
+			tlsWanted = true
+		}
+	}
+	if tlsWanted {
+		tc, err := etcd.TLSConfig(o.caFile, o.certFile, o.keyFile)
+		if err != nil {
+			return etcd.Config{}, err
+		}
+		cfg.TLS = tc
+	}
+	return cfg, nil
+}
+
+// open opens the selected store; boltPath is the bbolt file.
+func (o *storeOptions) open(ctx context.Context, boltPath string) (dataStore, error) {
+	switch o.kind {
+	case backendBolt:
+		return bolt.Open(boltPath)
+	case backendEtcd:
+		cfg, err := o.etcdConfig()
+		if err != nil {
+			return nil, err
+		}
+		return etcd.Open(ctx, cfg)
+	}
+	return nil, fmt.Errorf("--store %q: want %s or %s", o.kind, backendBolt, backendEtcd)
+}
+
+// where names the store for messages: the data directory, or the etcd
+// endpoints and prefix.
+func (o *dataOptions) where() string {
+	if o.backend.kind == backendEtcd {
+		return fmt.Sprintf("etcd %s prefix %s", o.backend.endpoints, o.backend.prefix)
+	}
+	return o.data
+}
+
+// dataStore is what the commands need of a store: the contract, and the
+// readiness probe's durable write.
+type dataStore interface {
+	store.Store
+	CheckWritable(ctx context.Context) error
 }
 
 func (o *dataOptions) register(fs *flag.FlagSet) {
-	fs.StringVar(&o.data, "data", "./data", "data directory (bbolt store, admin token, dev files)")
+	fs.StringVar(&o.data, "data", "./data", "data directory (bbolt store, admin token, dev files; with --store etcd, the admin token and dev files only)")
 	fs.StringVar(&o.kekFile, "kek-file", "", "file holding the key-encryption key (32 bytes, base64 or hex); or set SCEPCA_KEK to the key itself")
 	fs.BoolVar(&o.dev, "dev", false, "development mode: generate a key-encryption key beside the data and create a default integration")
 	fs.StringVar(&o.org, "org", "scepca", `organisation name for "<Org> Root Authority" and "<Org> Intermediate Authority" (first start only)`)
 	fs.StringVar(&o.keyType, "key-type", "rsa", "issuing key type on first start: rsa (RSA-2048) or ecdsa (P-256, with a separate RSA RA)")
+	o.backend.register(fs)
 }
 
 func (o *dataOptions) dbPath() string { return filepath.Join(o.data, "scepca.db") }
@@ -68,7 +158,7 @@ func (o *dataOptions) caConfig(publicURL string, log *slog.Logger) ca.Config {
 
 // open loads the key-encryption key and opens the store: what every command
 // working on the data directory starts with. The caller closes the store.
-func (o *dataOptions) open(env func(string) string, stderr io.Writer) (*ca.KEK, *bolt.DB, error) {
+func (o *dataOptions) open(env func(string) string, stderr io.Writer) (*ca.KEK, dataStore, error) {
 	kek, err := o.loadKEK(env, stderr)
 	if err != nil {
 		return nil, nil, err
@@ -81,11 +171,11 @@ func (o *dataOptions) open(env func(string) string, stderr io.Writer) (*ca.KEK, 
 }
 
 // openData creates the data directory (0700) and opens the store.
-func (o *dataOptions) openData() (*bolt.DB, error) {
+func (o *dataOptions) openData() (dataStore, error) {
 	if err := os.MkdirAll(o.data, 0o700); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
-	return bolt.Open(o.dbPath())
+	return o.backend.open(context.Background(), o.dbPath())
 }
 
 // newLogger returns a JSON logger at the named level.
@@ -130,7 +220,23 @@ func readTrimmed(path string) (string, error) {
 	return strings.TrimSpace(string(b)), err
 }
 
-// initCA opens the CA, creating it on an empty store.
-func initCA(ctx context.Context, st *bolt.DB, kek *ca.KEK, cfg ca.Config) (*ca.Authority, bool, error) {
+// initCA opens the CA, creating it on an empty store. On a store that
+// several replicas share (etcd) it holds the store's cluster-wide lock
+// meanwhile: replicas starting together on an empty store would otherwise
+// each find no CA and each create one.
+func initCA(ctx context.Context, st dataStore, kek *ca.KEK, cfg ca.Config) (a *ca.Authority, created bool, err error) {
+	if l, ok := st.(interface {
+		Lock(ctx context.Context, name string) (func(context.Context) error, error)
+	}); ok {
+		unlock, err := l.Lock(ctx, "ca-init")
+		if err != nil {
+			return nil, false, err
+		}
+		defer func() {
+			if uerr := unlock(context.WithoutCancel(ctx)); err == nil && uerr != nil {
+				err = uerr
+			}
+		}()
+	}
 	return ca.OpenOrInit(ctx, st, kek, cfg)
 }

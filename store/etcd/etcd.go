@@ -71,8 +71,6 @@ type Config struct {
 	// TLS, when set, is used for every connection (server verification
 	// and client-certificate authentication); see TLSConfig.
 	TLS *tls.Config
-	// Username and Password authenticate with etcd's own auth, if enabled.
-	Username, Password string
 	// DialTimeout bounds connecting and Open's first read; default 5 s.
 	DialTimeout time.Duration
 }
@@ -142,8 +140,6 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		Endpoints:   cfg.Endpoints,
 		DialTimeout: timeout,
 		TLS:         cfg.TLS,
-		Username:    cfg.Username,
-		Password:    cfg.Password,
 		Logger:      zap.NewNop(),
 		Context:     context.WithoutCancel(ctx),
 	})

@@ -319,7 +319,6 @@ func TestReplicasOnEtcd(t *testing.T) {
 	})
 }
 
-
 // TestInitCAOnEtcdRace: replicas starting together on an empty prefix
 // create one CA between them (initCA holds etcd's lock), and every one of
 // them opens it.

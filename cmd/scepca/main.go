@@ -43,6 +43,7 @@ func commands() map[string]command {
 		"ca":      {"export or remove the root key (keep the root offline)", runCA},
 		"bench":   {"measure SCEP enrollment throughput on loopback", runBench},
 		"attest":  {"act as a device: prove management to the verifier, print the device context", runAttest},
+		"store":   {"migrate: copy every record between stores (bolt:PATH, etcd:ENDPOINTS) and verify counts and checksums", runStore},
 		"version": {"print the version", runVersion},
 	}
 }

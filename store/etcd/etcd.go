@@ -328,12 +328,16 @@ func (s *Store) remove(ctx context.Context, key string) error {
 // page by page at the revision of the first page, so the walk is one
 // snapshot.
 func (s *Store) scan(ctx context.Context, prefix string, fn func(kv *mvccpb.KeyValue) error) error {
+	return s.scanAt(ctx, prefix, 0, fn)
+}
+
+// scanAt is scan at revision rev (0: the current one).
+func (s *Store) scanAt(ctx context.Context, prefix string, rev int64, fn func(kv *mvccpb.KeyValue) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	end := clientv3.GetPrefixRangeEnd(prefix)
 	from := prefix
-	var rev int64
 	for {
 		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(pageSize)}
 		if rev > 0 {

@@ -38,6 +38,10 @@ type benchOptions struct {
 	jsonOut       bool
 	cpuProfile    string
 	keepWorkFiles bool
+	// etcd measures scepca on etcd too (a second scepca target).
+	etcd          bool
+	etcdEndpoints string
+	etcdBinary    string
 }
 
 func runBench(ctx context.Context, args []string, env func(string) string, stdout, stderr io.Writer) error {
@@ -60,6 +64,9 @@ func runBench(ctx context.Context, args []string, env func(string) string, stdou
 	fs.BoolVar(&o.jsonOut, "json", false, "print the report as JSON")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of each timed phase to `FILE`.<server>.c<level> (with --in-process it covers the server)")
 	fs.BoolVar(&o.keepWorkFiles, "keep", false, "keep the temporary data directories and server logs")
+	fs.BoolVar(&o.etcd, "etcd", false, "also measure scepca on etcd (--store etcd) in the same run, on an etcd started here from --etcd-binary unless --etcd-endpoints is given")
+	fs.StringVar(&o.etcdEndpoints, "etcd-endpoints", "", "with --etcd: use this etcd (client URLs, comma-separated) instead of starting one; the run writes under a fresh prefix")
+	fs.StringVar(&o.etcdBinary, "etcd-binary", "etcd", "etcd executable for --etcd (Debian package etcd-server)")
 	if err := parseFlags(fs, args, env); err != nil {
 		return fmt.Errorf("bench: %w", err)
 	}
@@ -69,6 +76,12 @@ func runBench(ctx context.Context, args []string, env func(string) string, stdou
 	}
 	if (o.url == "") != (o.challenge == "") {
 		return errors.New("bench: --url and --challenge go together")
+	}
+	if o.etcdEndpoints != "" {
+		o.etcd = true
+	}
+	if o.etcd && o.url != "" {
+		return errors.New("bench: --etcd starts its own scepca servers; it does not go with --url")
 	}
 	if o.requests <= 0 || o.keys <= 0 {
 		return errors.New("bench: --requests and --keys must be positive")
@@ -169,6 +182,14 @@ func (o *benchOptions) targets(ctx context.Context, work string, conns int, stde
 		stops = append(stops, srv.stop)
 		targets = append(targets, loadgen.Target{Name: "scepca", URL: srv.scepURL, Challenge: srv.secret, HTTP: loadgen.NewHTTPClient(conns), CPU: srv.cpu, InProcess: o.inProcess})
 	}
+	if o.etcd {
+		t, stopEtcd, err := o.etcdTarget(ctx, work, conns, stderr)
+		if err != nil {
+			return nil, nil, err
+		}
+		stops = append(stops, stopEtcd)
+		targets = append(targets, t)
+	}
 	if o.compare {
 		dir := filepath.Join(work, "scepserver")
 		if err := os.Mkdir(dir, 0o700); err != nil {
@@ -190,6 +211,54 @@ func (o *benchOptions) targets(ctx context.Context, work string, conns int, stde
 	return targets, stop, nil
 }
 
+// etcdTarget starts etcd (unless --etcd-endpoints names one) and a scepca
+// server on it, under a prefix of this run. Its CPU figure adds etcd's to
+// the server's: both are the cost of an enrollment on this backend.
+func (o *benchOptions) etcdTarget(ctx context.Context, work string, conns int, stderr io.Writer) (_ loadgen.Target, stop func(), err error) {
+	var stops []func()
+	stop = func() {
+		for _, f := range slices.Backward(stops) {
+			f()
+		}
+	}
+	defer func() {
+		if err != nil {
+			stop()
+		}
+	}()
+	endpoints := o.etcdEndpoints
+	var etcdCPU loadgen.CPUFunc
+	if endpoints == "" {
+		dir := filepath.Join(work, "etcd")
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			return loadgen.Target{}, nil, err
+		}
+		logf, err := os.Create(filepath.Join(dir, "etcd.log"))
+		if err != nil {
+			return loadgen.Target{}, nil, err
+		}
+		stops = append(stops, func() { logf.Close() })
+		fmt.Fprintf(stderr, "bench: starting %s\n", o.etcdBinary)
+		e, err := loadgen.StartEtcd(ctx, o.etcdBinary, dir, logf)
+		if err != nil {
+			return loadgen.Target{}, nil, fmt.Errorf("bench: %w", err)
+		}
+		stops = append(stops, func() { _ = e.Stop() })
+		endpoints, etcdCPU = e.Endpoint, e.CPU()
+	}
+	srv, err := o.startSCEPCA(ctx, filepath.Join(work, "scepca-etcd"), stderr,
+		"--store", "etcd", "--etcd-endpoints", endpoints, "--etcd-prefix", "/scepca-bench-"+loadgen.RunID()+"/")
+	if err != nil {
+		return loadgen.Target{}, nil, err
+	}
+	stops = append(stops, srv.stop)
+	cpu := srv.cpu
+	if etcdCPU != nil {
+		cpu = loadgen.SumCPU(srv.cpu, etcdCPU)
+	}
+	return loadgen.Target{Name: "scepca-etcd", URL: srv.scepURL, Challenge: srv.secret, HTTP: loadgen.NewHTTPClient(conns), CPU: cpu, InProcess: o.inProcess}, stop, nil
+}
+
 // benchServer is the scepca server a bench run started.
 type benchServer struct {
 	scepURL, secret string
@@ -197,11 +266,11 @@ type benchServer struct {
 	stop            func()
 }
 
-// startSCEPCA starts `scepca serve --dev` on a fresh data directory and a
-// free loopback port, as a separate process (default) or inside this one,
+// startSCEPCA starts `scepca serve --dev` (with extra flags) on a fresh
+// data directory and a free loopback port, as a separate process (default) or inside this one,
 // and reads the SCEP URL and secret from its banner. The server logs to
 // <data>/server.log.
-func (o *benchOptions) startSCEPCA(ctx context.Context, data string, stderr io.Writer) (*benchServer, error) {
+func (o *benchOptions) startSCEPCA(ctx context.Context, data string, stderr io.Writer, extra ...string) (*benchServer, error) {
 	if err := os.MkdirAll(data, 0o700); err != nil {
 		return nil, err
 	}
@@ -210,7 +279,7 @@ func (o *benchOptions) startSCEPCA(ctx context.Context, data string, stderr io.W
 	if err != nil {
 		return nil, err
 	}
-	args := []string{"serve", "--dev", "--data", data, "--listen", "127.0.0.1:0", "--log-level", o.serverLog}
+	args := append([]string{"serve", "--dev", "--data", data, "--listen", "127.0.0.1:0", "--log-level", o.serverLog}, extra...)
 	ctx, cancel := context.WithCancel(ctx)
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)

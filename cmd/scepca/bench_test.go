@@ -2,11 +2,13 @@ package main
 
 import (
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/scepca/scepca/internal/etcdtest"
 	"github.com/scepca/scepca/internal/loadgen"
 )
 
@@ -148,5 +150,27 @@ func TestServerEnviron(t *testing.T) {
 	got := serverEnviron([]string{"PATH=/bin", "SCEPCA_KEK=x", "HOME=/root", "SCEPCA_DATA=/d"})
 	if strings.Join(got, " ") != "PATH=/bin HOME=/root" {
 		t.Errorf("serverEnviron() = %q, want PATH and HOME only", got)
+	}
+}
+
+// TestBenchEtcd: one run measures scepca on bbolt and on etcd (started by
+// the bench from Debian's etcd-server), every enrollment verified.
+func TestBenchEtcd(t *testing.T) {
+	t.Parallel()
+	etcdtest.Binary(t) // skip, or fail under SCEPCA_REQUIRE_CLIENTS=1, without etcd
+	rep := decodeReport(t, "--server-binary", buildBinary(t), "--etcd")
+	rows := map[string]int{}
+	for _, r := range rep.Results {
+		rows[r.Server]++
+		if r.Sent != 3 || r.Succeeded != 3 || r.Failed != 0 || r.Rate <= 0 {
+			t.Errorf("result %+v: want 3 sent and succeeded", r)
+		}
+	}
+	if rows["scepca"] != 2 || rows["scepca-etcd"] != 2 {
+		t.Errorf("rows per server = %v, want 2 for scepca and 2 for scepca-etcd", rows)
+	}
+	var stderr strings.Builder
+	if err := run(t.Context(), benchArgs("--etcd", "--url", "http://127.0.0.1:1/scep", "--challenge", "x"), testEnv(), io.Discard, &stderr); err == nil {
+		t.Error("bench --etcd --url = nil, want an error")
 	}
 }

@@ -12,7 +12,8 @@ run:
 	$(GO) run ./cmd/scepca serve --dev --data $(DATA)
 
 # deps installs the Debian packages the tests drive (real SCEP clients, swtpm,
-# etcd-server for store/etcd and the two-replica test).
+# etcd-server and etcd-client for store/etcd, the two-replica and the
+# snapshot-restore tests).
 deps:
 	@missing=""; \
 	command -v scepclient >/dev/null 2>&1 || missing="$$missing scep"; \
@@ -22,6 +23,7 @@ deps:
 	command -v swtpm >/dev/null 2>&1 || missing="$$missing swtpm swtpm-tools"; \
 	command -v tpm2_startup >/dev/null 2>&1 || missing="$$missing tpm2-tools"; \
 	command -v etcd >/dev/null 2>&1 || missing="$$missing etcd-server"; \
+	command -v etcdctl >/dev/null 2>&1 || missing="$$missing etcd-client"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \

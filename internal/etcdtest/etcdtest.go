@@ -58,11 +58,7 @@ func Binary(t testing.TB) string {
 		if q, e := exec.LookPath("/usr/bin/etcd"); e == nil {
 			return q
 		}
-		msg := fmt.Sprintf("etcd not found (Debian package etcd-server; make deps installs it): %v", err)
-		if os.Getenv("SCEPCA_REQUIRE_CLIENTS") == "1" {
-			t.Fatalf("%s (SCEPCA_REQUIRE_CLIENTS=1)", msg)
-		}
-		t.Skip(msg)
+		missing(t, fmt.Sprintf("etcd not found (Debian package etcd-server; make deps installs it): %v", err))
 	}
 	return p
 }
@@ -82,9 +78,16 @@ func Start(t testing.TB) *Server {
 func StartLocal(t testing.TB, tlsFiles *TLSFiles) *Server {
 	t.Helper()
 	bin := Binary(t)
+	return startRetrying(t, bin, tlsFiles, nil)
+}
+
+// startRetrying starts etcd, with new ports when the first ones were
+// taken; prepare, when set, fills the data directory first.
+func startRetrying(t testing.TB, bin string, tlsFiles *TLSFiles, prepare func(dataDir, name, peerURL string) error) *Server {
+	t.Helper()
 	var lastErr error
 	for range 5 { // a port picked free may be taken before etcd binds it
-		s, err := start(t, bin, tlsFiles)
+		s, err := start(t, bin, tlsFiles, prepare)
 		if err == nil {
 			return s
 		}
@@ -94,7 +97,51 @@ func StartLocal(t testing.TB, tlsFiles *TLSFiles) *Server {
 	return nil
 }
 
-func start(t testing.TB, bin string, tlsFiles *TLSFiles) (*Server, error) {
+// Snapshot saves a snapshot of s to path with etcdctl (Debian package
+// etcd-client), as an operator backs etcd up.
+func (s *Server) Snapshot(t testing.TB, path string) {
+	t.Helper()
+	out, err := exec.Command(Etcdctl(t), "--endpoints", strings.Join(s.Endpoints, ","), "snapshot", "save", path).CombinedOutput() //nolint:gosec // G204: etcdctl from PATH, arguments built here
+	if err != nil {
+		t.Fatalf("etcdctl snapshot save: %v\n%s", err, out)
+	}
+}
+
+// Restore starts a new etcd from a snapshot, restored with `etcdctl
+// snapshot restore` as an operator restores a member; killed when t ends.
+func Restore(t testing.TB, snapshot string) *Server {
+	t.Helper()
+	bin, ctl := Binary(t), Etcdctl(t)
+	return startRetrying(t, bin, nil, func(dataDir, name, peerURL string) error {
+		out, err := exec.Command(ctl, "snapshot", "restore", snapshot, //nolint:gosec // G204: as above
+			"--data-dir", dataDir, "--name", name,
+			"--initial-cluster", name+"="+peerURL, "--initial-advertise-peer-urls", peerURL).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("etcdctl snapshot restore: %v\n%s", err, out)
+		}
+		return nil
+	})
+}
+
+// Etcdctl returns the path of etcdctl, or skips or fails t like Binary.
+func Etcdctl(t testing.TB) string {
+	t.Helper()
+	p, err := exec.LookPath("etcdctl")
+	if err != nil {
+		missing(t, fmt.Sprintf("etcdctl not found (Debian package etcd-client; make deps installs it): %v", err))
+	}
+	return p
+}
+
+func missing(t testing.TB, msg string) {
+	t.Helper()
+	if os.Getenv("SCEPCA_REQUIRE_CLIENTS") == "1" {
+		t.Fatalf("%s (SCEPCA_REQUIRE_CLIENTS=1)", msg)
+	}
+	t.Skip(msg)
+}
+
+func start(t testing.TB, bin string, tlsFiles *TLSFiles, prepare func(dataDir, name, peerURL string) error) (*Server, error) {
 	ports, err := freePorts(2)
 	if err != nil {
 		return nil, err
@@ -109,12 +156,20 @@ func start(t testing.TB, bin string, tlsFiles *TLSFiles) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	const name = "scepca-test"
+	dataDir := filepath.Join(dir, "data")
+	if prepare != nil {
+		if err := prepare(dataDir, name, peer); err != nil {
+			_ = os.RemoveAll(dir)
+			return nil, err
+		}
+	}
 	args := []string{
-		"--name", "scepca-test",
-		"--data-dir", filepath.Join(dir, "data"),
+		"--name", name,
+		"--data-dir", dataDir,
 		"--listen-client-urls", client, "--advertise-client-urls", client,
 		"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-		"--initial-cluster", "scepca-test=" + peer,
+		"--initial-cluster", name + "=" + peer,
 		"--initial-cluster-state", "new",
 		"--logger", "zap", "--log-level", "warn",
 	}

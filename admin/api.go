@@ -42,6 +42,9 @@ type Config struct {
 	// Attestation serves /api/v1/attestation/* and is told when trust
 	// changes (attestation.go); without it those routes answer 503.
 	Attestation Attestation
+	// Backup serves GET /api/v1/backup (backup.go); without it (etcd) the
+	// route answers 501.
+	Backup Backup
 }
 
 // Sealer encrypts and decrypts small secrets with AES-GCM; aad binds a
@@ -62,6 +65,7 @@ type API struct {
 	sealer    Sealer
 	intune    IntuneTester
 	attest    Attestation
+	backupTo  Backup
 }
 
 // New validates cfg and returns the API.
@@ -82,6 +86,7 @@ func New(cfg Config) (*API, error) {
 		sealer:    cfg.Sealer,
 		intune:    cfg.Intune,
 		attest:    cfg.Attestation,
+		backupTo:  cfg.Backup,
 	}
 	if err := a.defaultIntune(); err != nil {
 		return nil, err
@@ -112,6 +117,7 @@ func (a *API) Register(mux *http.ServeMux) {
 		"DELETE /api/v1/certificate-authorities/{id}":                  a.deleteCA,
 		"POST /api/v1/attestation/nonces":                              a.attestationNonce,
 		"POST /api/v1/attestation/verify":                              a.attestationVerify,
+		"GET /api/v1/backup":                                           a.backup,
 	}
 	for pattern, h := range routes {
 		mux.Handle(pattern, requireToken(a.tokens, a.wrap(h)))

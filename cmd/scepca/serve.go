@@ -112,7 +112,7 @@ func runServe(ctx context.Context, args []string, env func(string) string, stdou
 	if err != nil {
 		return err
 	}
-	api, err := admin.New(admin.Config{Store: st, PublicURL: o.publicURL, TokenHashes: [][]byte{tokenHash}, Audit: audit, Dev: o.dev, Sealer: kek, Intune: intuneValidator, Attestation: attestation})
+	api, err := admin.New(admin.Config{Store: st, PublicURL: o.publicURL, TokenHashes: [][]byte{tokenHash}, Audit: audit, Dev: o.dev, Sealer: kek, Intune: intuneValidator, Attestation: attestation, Backup: hotBackup(st)})
 	if err != nil {
 		return err
 	}

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/scepca/scepca/admin"
 	"github.com/scepca/scepca/ca"
 	"github.com/scepca/scepca/store"
 	"github.com/scepca/scepca/store/bolt"
@@ -107,6 +108,17 @@ func (o *dataOptions) where() string {
 		return fmt.Sprintf("etcd %s prefix %s", o.backend.endpoints, o.backend.prefix)
 	}
 	return o.data
+}
+
+// hotBackup is the store's backup for GET /api/v1/backup: bbolt's; nil
+// for etcd, which is backed up with an etcd snapshot.
+func hotBackup(st dataStore) admin.Backup {
+	if b, ok := st.(interface {
+		WriteBackup(ctx context.Context, w io.Writer, begin func(size int64)) (int64, error)
+	}); ok {
+		return b.WriteBackup
+	}
+	return nil
 }
 
 // dataStore is what the commands need of a store: the contract, and the

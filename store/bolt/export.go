@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 
 	bbolt "go.etcd.io/bbolt"
 
@@ -100,4 +101,22 @@ func importRecord(tx *bbolt.Tx, r Record) error {
 		}
 	}
 	return b.Put(r.Key, r.Value)
+}
+
+// WriteBackup is Backup for a stream that needs the length first: it
+// calls begin with the size of the copy before writing its first byte
+// (an HTTP response's Content-Length), then writes exactly that many bytes
+// unless it fails.
+func (db *DB) WriteBackup(ctx context.Context, w io.Writer, begin func(size int64)) (int64, error) {
+	var n int64
+	err := db.view(ctx, func(tx *bbolt.Tx) error {
+		begin(tx.Size())
+		var err error
+		n, err = tx.WriteTo(w)
+		return err
+	})
+	if err != nil {
+		return n, fmt.Errorf("bolt: backup: %w", err)
+	}
+	return n, nil
 }

@@ -161,7 +161,11 @@ func TestCLIIntegrations(t *testing.T) {
 		t.Errorf("GET deleted integration = %d %s, want a 404 problem", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
 	for _, op := range []string{"GetCACaps", "GetCACert"} {
-		resp, err := http.Get(in.SCEPURL + "?operation=" + op) //nolint:noctx // test request
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, in.SCEPURL+"?operation="+op, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -109,7 +109,7 @@ func (o *clientOptions) client(env func(string) string) (*apiClient, error) {
 		if path == "" {
 			path = filepath.Join(o.data, "admin-token")
 		}
-		b, err := os.ReadFile(path) //nolint:gosec // G304: the token file the operator names
+		b, err := os.ReadFile(path)
 		if err != nil {
 			return nil, fmt.Errorf("admin token: %w (set SCEPCA_TOKEN or --token-file)", err)
 		}

@@ -199,11 +199,11 @@ func (a *API) deviceWithCertificates(ctx context.Context, d *store.Device) (*Dev
 		v.Certificates = append(v.Certificates, c)
 	}
 	// Ours that name the device in their subject but were never used.
-	all, err := a.store.ListCertificates(ctx, store.CertFilter{})
+	named, err := a.store.ListCertificates(ctx, store.CertFilter{DeviceID: d.ID})
 	if err != nil {
 		return nil, err
 	}
-	for _, rec := range all {
+	for _, rec := range named {
 		if rec.DeviceID != d.ID || seen[rec.Serial+"/"+rec.CAID] {
 			continue
 		}

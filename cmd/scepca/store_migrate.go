@@ -8,8 +8,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"hash"
 	"io"
+	"math/big"
 	"os"
 	"sort"
 	"strings"
@@ -179,37 +179,48 @@ func (e etcdSide) importRecords(ctx context.Context, recs []record) error {
 	return e.Import(ctx, out)
 }
 
-// sums are a count and a SHA-256 per bucket over its records in export
-// order (key order): each key and value with its length as a uvarint.
+// sums are a count and a checksum per bucket: the sum, modulo 2^256, of
+// the SHA-256 of each record (its key and value, each after its length
+// as a uvarint). The sum does not depend on the order the backends list
+// records in, and two sets of distinct records agree only if they are the
+// same set (short of a SHA-256 collision).
 type sums map[string]*bucketSum
 
 type bucketSum struct {
 	count int
-	h     hash.Hash
+	total big.Int
 }
+
+var mod256 = new(big.Int).Lsh(big.NewInt(1), 256)
 
 func newSums() sums { return sums{} }
 
 func (s sums) add(r record) {
 	b := s.get(r.bucket)
 	b.count++
+	h := sha256.New()
 	var n [binary.MaxVarintLen64]byte
-	b.h.Write(n[:binary.PutUvarint(n[:], uint64(len(r.key)))])
-	b.h.Write(r.key)
-	b.h.Write(n[:binary.PutUvarint(n[:], uint64(len(r.value)))])
-	b.h.Write(r.value)
+	h.Write(n[:binary.PutUvarint(n[:], uint64(len(r.key)))])
+	h.Write(r.key)
+	h.Write(n[:binary.PutUvarint(n[:], uint64(len(r.value)))])
+	h.Write(r.value)
+	b.total.Add(&b.total, new(big.Int).SetBytes(h.Sum(nil)))
+	b.total.Mod(&b.total, mod256)
 }
 
 func (s sums) get(bucket string) *bucketSum {
 	b, ok := s[bucket]
 	if !ok {
-		b = &bucketSum{h: sha256.New()}
+		b = &bucketSum{}
 		s[bucket] = b
 	}
 	return b
 }
 
-func (b *bucketSum) sum() string { return hex.EncodeToString(b.h.Sum(nil)) }
+func (b *bucketSum) sum() string {
+	var out [32]byte
+	return hex.EncodeToString(b.total.FillBytes(out[:]))
+}
 
 func unionKeys(a, b sums) []string {
 	set := map[string]bool{}

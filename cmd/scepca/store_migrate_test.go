@@ -74,13 +74,32 @@ func TestStoreMigrateBoltToEtcd(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// Audit events and API tokens, which no server writes yet, travel too.
+	events := []*store.Event{
+		{ID: "0000000000000001-a", Time: time.Unix(1, 0).UTC(), Type: "certificate.issue", Actor: "system", Outcome: store.OutcomeSuccess},
+		{ID: "0000000000000002-b", Time: time.Unix(2, 0).UTC(), Type: "device.lifecycle.suspend", Actor: "token:t1", Outcome: store.OutcomeSuccess},
+	}
+	func() {
+		db, err := bolt.Open(filepath.Join(s.Data, "scepca.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		if err := db.AppendEvents(t.Context(), events); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.CreateToken(t.Context(), &store.APIToken{ID: "t1", Name: "ci", Scope: store.ScopeVerify, Hash: []byte("h")}); err != nil {
+			t.Fatal(err)
+		}
+	}()
+
 	from := "bolt:" + filepath.Join(s.Data, "scepca.db")
 	to := "etcd:" + ep
 	out, err := runMigrate(t, "--from", from, "--to", to, "--etcd-prefix", prefix)
 	if err != nil {
 		t.Fatalf("store migrate = %v\n%s", err, out)
 	}
-	for _, want := range []string{"certificates", "devices", "bindings", "onetime", "transactions", "counts and checksums match"} {
+	for _, want := range []string{"certificates", "devices", "bindings", "onetime", "transactions", "events", "tokens", "counts and checksums match"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("store migrate printed\n%s\nwant %q in it", out, want)
 		}
@@ -133,7 +152,14 @@ func TestStoreMigrateBoltToEtcd(t *testing.T) {
 	if status, err := cc.enroll(t.Context(), m, got); err != nil || status != scepclient.StatusSuccess {
 		t.Errorf("enroll on etcd after the migration: %q, %v", status, err)
 	}
-	checkStored(t, (&replicas{etcd: srv, prefix: prefix}).store(t), got)
+	est := (&replicas{etcd: srv, prefix: prefix}).store(t)
+	checkStored(t, est, got)
+	if evs, err := est.ListEvents(t.Context(), store.EventFilter{}); err != nil || len(evs) != 2 || evs[0].ID != events[1].ID {
+		t.Errorf("ListEvents after the migration = %+v, %v, want both events, newest first", evs, err)
+	}
+	if tok, err := est.GetToken(t.Context(), "t1"); err != nil || tok.Scope != store.ScopeVerify {
+		t.Errorf("GetToken after the migration = %+v, %v", tok, err)
+	}
 	if err := e.Stop(); err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package etcd
 import (
 	"context"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -14,19 +15,31 @@ import (
 )
 
 // A certificate is stored under famCerts by serial, and indexed under
-// famCertsByTime by newestKey, whose ascending key order is newest
-// IssuedAt first, so ListCertificates reads pages in order with a limit.
+// famCertsByTime by newestKey, whose ascending key order is the list
+// order (newest IssuedAt first, ties by serial descending), so
+// ListCertificates reads pages in order with a limit.
 
 // newestKey inverts the index key of store/bolt: the Unix seconds with the
 // sign bit flipped (so byte order is numeric order for every time), then
 // nanoseconds, each complemented so that ascending order is newest first;
-// then the serial (ties in ascending serial order). Hex-encoded, so etcd
-// keys stay printable.
+// then the serial through descending. Hex, so etcd keys stay printable.
 func newestKey(at time.Time, serial string) string {
 	var k [12]byte
 	binary.BigEndian.PutUint64(k[:], ^(uint64(at.Unix()) ^ (1 << 63))) //nolint:gosec // G115: reinterpreting the sign bit is the point
 	binary.BigEndian.PutUint32(k[8:], ^uint32(at.Nanosecond()))        //nolint:gosec // G115: Nanosecond is in [0, 1e9)
-	return fmt.Sprintf("%x/%s", k, serial)
+	return hex.EncodeToString(k[:]) + descending(serial)
+}
+
+// descending maps s to a key whose ascending order is s's descending
+// order: each byte complemented, hex-encoded, then "ff" as a terminator,
+// which sorts after every complemented byte but that of NUL (so a string
+// sorts after every longer string it begins). s must not hold NUL.
+func descending(s string) string {
+	b := make([]byte, len(s))
+	for i := range len(s) {
+		b[i] = ^s[i]
+	}
+	return hex.EncodeToString(b) + "ff"
 }
 
 // PutCertificate stores a newly issued certificate, its index entry and,
@@ -106,7 +119,8 @@ func (s *Store) GetCertificate(ctx context.Context, serial string) (*store.Certi
 }
 
 // ListCertificates returns the certificates matching f, newest IssuedAt
-// first, at most f.Limit of them when f.Limit > 0. It walks the index a
+// first (ties by serial, descending), at most f.Limit of them when
+// f.Limit > 0, starting after f.After. It walks the index a
 // page at a time at one revision and reads each page's records in one
 // etcd transaction, so it stops reading once the limit is met.
 func (s *Store) ListCertificates(ctx context.Context, f store.CertFilter) ([]*store.Certificate, error) {
@@ -124,6 +138,13 @@ func (s *Store) listCertificates(ctx context.Context, f store.CertFilter) ([]*st
 	prefix := s.prefix + famCertsByTime
 	end := clientv3.GetPrefixRangeEnd(prefix)
 	from := prefix
+	if f.After != "" {
+		var last store.Certificate
+		if _, err := s.getJSON(ctx, s.prefix+famCerts+f.After, &last); err != nil {
+			return nil, fmt.Errorf("cursor %s: %w", f.After, err)
+		}
+		from = prefix + newestKey(last.IssuedAt, last.Serial) + "\x00"
+	}
 	var (
 		rev int64
 		out []*store.Certificate
@@ -160,7 +181,7 @@ func (s *Store) listCertificates(ctx context.Context, f store.CertFilter) ([]*st
 			if err := json.Unmarshal(kvs[0].Value, c); err != nil {
 				return nil, fmt.Errorf("decode %s: %w", resp.Kvs[i].Value, err)
 			}
-			if !matches(f, c) {
+			if !f.Matches(c) {
 				continue
 			}
 			out = append(out, c)
@@ -173,12 +194,6 @@ func (s *Store) listCertificates(ctx context.Context, f store.CertFilter) ([]*st
 		}
 		from = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
 	}
-}
-
-func matches(f store.CertFilter, c *store.Certificate) bool {
-	return (f.IntegrationID == "" || f.IntegrationID == c.IntegrationID) &&
-		(f.CAID == "" || f.CAID == c.CAID) &&
-		(f.Status == "" || f.Status == c.Status)
 }
 
 // UpdateCertificateStatus sets the status, revocation time and reason of

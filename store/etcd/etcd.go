@@ -41,6 +41,8 @@ const (
 	famOneTime      = "onetime/"
 	famDevices      = "devices/"
 	famBindings     = "bindings/"
+	famEvents       = "events/"
+	famTokens       = "tokens/"
 )
 
 // leaseGrace is how long after its ExpiresAt a record's lease keeps it:
@@ -333,11 +335,22 @@ func (s *Store) scan(ctx context.Context, prefix string, fn func(kv *mvccpb.KeyV
 
 // scanAt is scan at revision rev (0: the current one).
 func (s *Store) scanAt(ctx context.Context, prefix string, rev int64, fn func(kv *mvccpb.KeyValue) error) error {
+	return s.scanRange(ctx, prefix, prefix, rev, fn)
+}
+
+// scanFrom is scan from the key from on (inside prefix).
+func (s *Store) scanFrom(ctx context.Context, prefix, from string, fn func(kv *mvccpb.KeyValue) error) error {
+	return s.scanRange(ctx, prefix, from, 0, fn)
+}
+
+// errStop ends a walk early without an error.
+var errStop = errors.New("etcd: stop")
+
+func (s *Store) scanRange(ctx context.Context, prefix, from string, rev int64, fn func(kv *mvccpb.KeyValue) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	end := clientv3.GetPrefixRangeEnd(prefix)
-	from := prefix
 	for {
 		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(pageSize)}
 		if rev > 0 {

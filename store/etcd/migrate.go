@@ -31,9 +31,27 @@ var families = map[string]string{
 	"cas":          famCAs,
 	"certificates": famCerts,
 	"devices":      famDevices,
+	"events":       famEvents,
 	"integrations": famIntegrations,
 	"onetime":      famOneTime,
+	"tokens":       famTokens,
 	"transactions": famTransactions,
+}
+
+// recordKey is the etcd key of an exported record: the family and the key,
+// except for events, keyed by descending(ID).
+func (s *Store) recordKey(bucket string, key []byte) (string, error) {
+	fam, ok := families[bucket]
+	if !ok {
+		return "", fmt.Errorf("unknown bucket %q", bucket)
+	}
+	if bucket == "events" {
+		if !keyPart(string(key)) {
+			return "", fmt.Errorf("event id holds NUL")
+		}
+		return s.prefix + fam + descending(string(key)), nil
+	}
+	return s.prefix + fam + string(key), nil
 }
 
 // buckets are the bucket names in order, as store/bolt exports them.
@@ -47,8 +65,9 @@ func buckets() []string {
 }
 
 // Export calls fn for every record, bucket by bucket (in name order, as
-// store/bolt exports) and in key order within a bucket, all read at one
-// revision: a consistent snapshot while replicas keep writing.
+// store/bolt exports), all read at one revision: a consistent snapshot
+// while replicas keep writing. Within a bucket records come in key order,
+// except events, which come newest first.
 func (s *Store) Export(ctx context.Context, fn func(Record) error) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("etcd: export: %w", err)
@@ -61,7 +80,15 @@ func (s *Store) Export(ctx context.Context, fn func(Record) error) error {
 	for _, b := range buckets() {
 		p := s.prefix + families[b]
 		err := s.scanAt(ctx, p, rev, func(kv *mvccpb.KeyValue) error {
-			return fn(Record{Bucket: b, Key: kv.Key[len(p):], Value: kv.Value})
+			key := kv.Key[len(p):]
+			if b == "events" {
+				id, err := eventID(string(key))
+				if err != nil {
+					return err
+				}
+				key = []byte(id)
+			}
+			return fn(Record{Bucket: b, Key: key, Value: kv.Value})
 		})
 		if err != nil {
 			return fmt.Errorf("etcd: export %s: %w", b, err)
@@ -96,11 +123,10 @@ func (s *Store) importBatch(ctx context.Context, batch []Record) error {
 		gets := make([]clientv3.Op, 0, len(batch))
 		var puts []clientv3.Op
 		for _, r := range batch {
-			fam, ok := families[r.Bucket]
-			if !ok {
-				return fmt.Errorf("unknown bucket %q", r.Bucket)
+			key, err := s.recordKey(r.Bucket, r.Key)
+			if err != nil {
+				return err
 			}
-			key := s.prefix + fam + string(r.Key)
 			cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(key), "=", 0))
 			gets = append(gets, clientv3.OpGet(key))
 			ops, err := s.importOps(ctx, r, key)

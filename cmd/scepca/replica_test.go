@@ -7,8 +7,10 @@ package main
 import (
 	"bytes"
 	"crypto/rand"
+	"crypto/x509"
 	"crypto/x509/pkix"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -235,6 +237,55 @@ func TestReplicasOnEtcd(t *testing.T) {
 			wantContext(t, mint.name+", verified on the other", verifyRaw(t, mint.with, req), attest.ReasonManaged)
 			wantContext(t, mint.name+", replayed there", verifyRaw(t, mint.with, req), attest.ReasonNonceUsed)
 			wantContext(t, mint.name+", replayed where minted", verifyRaw(t, mint.on, req), attest.ReasonNonceUsed)
+		}
+	})
+
+	t.Run("RevocationAcrossReplicas", func(t *testing.T) {
+		// A device deleted through A: its certificate is revoked for B at
+		// once, both for the verifier and on the CRL B signs for GetCRL
+		// (fresh from etcd on every request: no delay to wait out).
+		cert, key, _ := enrollECDSA(t, r.a, t.TempDir(), "frank managementAttestation REPLICA-REV")
+		dc, err := attestClient(r.b).AttestDesktop(t.Context(), key, cert, "REPLICA-REV", attest.PlatformMacOS, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantContext(t, "attest on B", dc, attest.ReasonManaged)
+		if resp := r.a.API(t, http.MethodDelete, "/api/v1/devices/REPLICA-REV", nil); resp.StatusCode != http.StatusOK {
+			t.Fatalf("DELETE device on A = %d", resp.StatusCode)
+		}
+		dc, err = attestClient(r.b).AttestDesktop(t.Context(), key, cert, "REPLICA-REV", attest.PlatformMacOS, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantContext(t, "attest on B after the delete on A", dc, attest.ReasonCertRevoked)
+
+		certs, _ := getCACert(t, r.b.SCEPURL)
+		signerKey := testpki.RSAKeyN(t, 2048, 3)
+		signer, err := scepclient.SelfSigned(signerKey, "SCEP SIGNER")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ias, err := scepclient.IssuerAndSerial(certs[0], cert.SerialNumber)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, err := (&scepclient.Client{URL: r.b.SCEPURL}).Do(t.Context(), &scepclient.Message{
+			Type: scepclient.TypeGetCRL, TransactionID: "replica-getcrl", Signer: signer, Key: signerKey,
+			Recipient: scepclient.Recipient(certs), Content: ias, Params: loadgen.DefaultParams,
+		})
+		if err != nil || rep.Status != scepclient.StatusSuccess || len(rep.CRLs) != 1 {
+			t.Fatalf("GetCRL on B = %+v, %v, want SUCCESS with a CRL", rep, err)
+		}
+		crl, err := x509.ParseRevocationList(rep.CRLs[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		listed := false
+		for _, e := range crl.RevokedCertificateEntries {
+			listed = listed || e.SerialNumber.Cmp(cert.SerialNumber) == 0
+		}
+		if !listed {
+			t.Errorf("B's CRL does not list %s, revoked through A", ca.SerialString(cert.SerialNumber))
 		}
 	})
 

@@ -17,7 +17,24 @@ import (
 // A certificate is stored under famCerts by serial, and indexed under
 // famCertsByTime by newestKey, whose ascending key order is the list
 // order (newest IssuedAt first, ties by serial descending), so
-// ListCertificates reads pages in order with a limit.
+// ListCertificates reads pages in order with a limit. A second index,
+// under famCertsByState by status and then newestKey, lets a listing by
+// status (the CRL's REVOKED and ON_HOLD) read only those certificates
+// instead of every one.
+
+// indexOps are the puts of c's two index entries.
+func (s *Store) indexOps(c *store.Certificate) []clientv3.Op {
+	k := newestKey(c.IssuedAt, c.Serial)
+	return []clientv3.Op{
+		clientv3.OpPut(s.prefix+famCertsByTime+k, c.Serial),
+		clientv3.OpPut(s.statusKey(c.Status, k), c.Serial),
+	}
+}
+
+// statusKey is the key of a certificate in the status index.
+func (s *Store) statusKey(status, newest string) string {
+	return s.prefix + famCertsByState + status + "/" + newest
+}
 
 // newestKey inverts the index key of store/bolt: the Unix seconds with the
 // sign bit flipped (so byte order is numeric order for every time), then
@@ -58,14 +75,17 @@ func (s *Store) PutCertificate(ctx context.Context, c *store.Certificate) error 
 	if err != nil {
 		return fmt.Errorf("etcd: put certificate %s: %w", c.Serial, err)
 	}
-	index := clientv3.OpPut(s.prefix+famCertsByTime+newestKey(c.IssuedAt, c.Serial), c.Serial)
+	if !keyPart(c.Status) || strings.Contains(c.Status, "/") {
+		return fmt.Errorf("etcd: put certificate %s: invalid status %q", c.Serial, c.Status)
+	}
+	index := s.indexOps(c)
 	txKey, hasTx := "", false
 	if c.TransactionID != "" {
 		txKey, hasTx = s.txKey(c.IntegrationID, c.TransactionID)
 	}
 	err = s.retry(ctx, func() error {
 		cmps := []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(certKey), "=", 0)}
-		ops := []clientv3.Op{cert, index}
+		ops := append([]clientv3.Op{cert}, index...)
 		if hasTx {
 			kv, err := s.get(ctx, txKey)
 			if err != nil {
@@ -136,6 +156,9 @@ func (s *Store) listCertificates(ctx context.Context, f store.CertFilter) ([]*st
 		return nil, err
 	}
 	prefix := s.prefix + famCertsByTime
+	if f.Status != "" {
+		prefix = s.statusKey(f.Status, "")
+	}
 	end := clientv3.GetPrefixRangeEnd(prefix)
 	from := prefix
 	if f.After != "" {
@@ -197,15 +220,24 @@ func (s *Store) listCertificates(ctx context.Context, f store.CertFilter) ([]*st
 }
 
 // UpdateCertificateStatus sets the status, revocation time and reason of
-// the certificate serial, compared against the record it read;
-// store.ErrNotFound if absent.
+// the certificate serial, and moves its status index entry, in one etcd
+// transaction compared against the record it read; store.ErrNotFound if
+// absent.
 func (s *Store) UpdateCertificateStatus(ctx context.Context, serial, status string, at time.Time, reason int) error {
+	if !keyPart(status) || strings.Contains(status, "/") {
+		return fmt.Errorf("etcd: update certificate status %s: invalid status %q", serial, status)
+	}
 	key := s.prefix + famCerts + serial
 	err := s.retry(ctx, func() error {
 		var c store.Certificate
 		kv, err := s.getJSON(ctx, key, &c)
 		if err != nil {
 			return err
+		}
+		var ops []clientv3.Op
+		if c.Status != status { // etcd refuses two operations on one key in a transaction
+			newest := newestKey(c.IssuedAt, c.Serial)
+			ops = append(ops, clientv3.OpDelete(s.statusKey(c.Status, newest)), clientv3.OpPut(s.statusKey(status, newest), c.Serial))
 		}
 		c.Status = status
 		c.RevokedAt = at
@@ -214,7 +246,8 @@ func (s *Store) UpdateCertificateStatus(ctx context.Context, serial, status stri
 		if err != nil {
 			return err
 		}
-		resp, err := s.cli.Txn(ctx).If(modRev(key, kv)).Then(op).Commit()
+		ops = append(ops, op)
+		resp, err := s.cli.Txn(ctx).If(modRev(key, kv)).Then(ops...).Commit()
 		switch {
 		case err != nil:
 			return err

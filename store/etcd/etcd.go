@@ -37,6 +37,7 @@ const (
 	famCAs          = "cas/"
 	famCerts        = "certs/"
 	famCertsByTime  = "certs-by-issued/"
+	famCertsByState = "certs-by-status/"
 	famTransactions = "transactions/"
 	famOneTime      = "onetime/"
 	famDevices      = "devices/"

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -105,7 +106,7 @@ func (s *Store) Export(ctx context.Context, fn func(Record) error) error {
 // silently.
 func (s *Store) Import(ctx context.Context, recs []Record) error {
 	for len(recs) > 0 {
-		batch := recs[:min(len(recs), maxTxnOps/2)]
+		batch := recs[:min(len(recs), maxTxnOps/3)]
 		recs = recs[len(batch):]
 		if err := s.importBatch(ctx, batch); err != nil {
 			return fmt.Errorf("etcd: import: %w", err)
@@ -174,10 +175,10 @@ func (s *Store) importOps(ctx context.Context, r Record, key string) ([]clientv3
 		if c.Serial != string(r.Key) {
 			return nil, fmt.Errorf("certificate %q holds serial %q", r.Key, c.Serial)
 		}
-		return []clientv3.Op{
-			clientv3.OpPut(key, string(r.Value)),
-			clientv3.OpPut(s.prefix+famCertsByTime+newestKey(c.IssuedAt, c.Serial), c.Serial),
-		}, nil
+		if !keyPart(c.Status) || strings.Contains(c.Status, "/") {
+			return nil, fmt.Errorf("certificate %q: invalid status %q", r.Key, c.Status)
+		}
+		return append([]clientv3.Op{clientv3.OpPut(key, string(r.Value))}, s.indexOps(&c)...), nil
 	case "onetime", "transactions":
 		var v struct {
 			ExpiresAt time.Time `json:"expiresAt"`

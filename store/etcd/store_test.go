@@ -146,3 +146,33 @@ func TestStoreInternals(t *testing.T) {
 		}
 	})
 }
+
+// TestStatusIndex: the status index follows every status change, repeats
+// included, so a listing by status (the CRL's) reads only its certificates.
+func TestStatusIndex(t *testing.T) {
+	srv := etcdtest.Start(t)
+	s := openTest(t, srv, "/scepca-status-"+rand.Text()+"/")
+	ctx := t.Context()
+	at := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, serial := range []string{"0A", "0B", "0C"} {
+		if err := s.PutCertificate(ctx, &store.Certificate{Serial: serial, Status: store.CertIssued, IssuedAt: at}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, u := range []struct{ serial, status string }{
+		{"0A", store.CertRevoked}, {"0A", store.CertRevoked}, {"0B", store.CertOnHold}, {"0B", store.CertIssued}, {"0C", store.CertOnHold},
+	} {
+		if err := s.UpdateCertificateStatus(ctx, u.serial, u.status, at, 1); err != nil {
+			t.Fatalf("UpdateCertificateStatus(%s, %s) = %v", u.serial, u.status, err)
+		}
+	}
+	for status, want := range map[string]string{store.CertIssued: "0B", store.CertRevoked: "0A", store.CertOnHold: "0C"} {
+		resp, err := s.cli.Get(ctx, s.statusKey(status, ""), clientv3.WithPrefix())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(resp.Kvs) != 1 || string(resp.Kvs[0].Value) != want {
+			t.Errorf("status index %s = %v, want only %s", status, resp.Kvs, want)
+		}
+	}
+}

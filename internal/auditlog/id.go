@@ -18,7 +18,7 @@ var idPattern = regexp.MustCompile(`^[0-9a-f]{16}-[0-9a-f]{8}$`)
 // replicas apart.
 func NewEventID(t time.Time) string {
 	var r [4]byte
-	_, _ = rand.Read(r[:])                                                         // crypto/rand.Read never fails (Go 1.24+)
+	_, _ = rand.Read(r[:]) // crypto/rand.Read never fails (Go 1.24+)
 	return fmt.Sprintf("%016x-%s", uint64(t.UnixNano()), hex.EncodeToString(r[:]))
 }
 

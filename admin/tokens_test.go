@@ -20,18 +20,7 @@ import (
 	"github.com/scepca/scepca/store/bolt"
 )
 
-// testClock is an adjustable clock for the API's Now.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
+// Add moves the clock (testClock is in integrations_lifecycle_test.go).
 func (c *testClock) Add(d time.Duration) {
 	c.mu.Lock()
 	c.t = c.t.Add(d)

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -42,6 +43,14 @@ func (a *API) listLogs(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	f.Limit = limit + 1
+	if !f.Until.IsZero() {
+		// Event IDs start with their time (auditlog.NewEventID), so every
+		// event before until sorts before this key: the store starts its
+		// walk there instead of at the newest event.
+		if k := fmt.Sprintf("%016x", f.Until.UnixNano()); f.Before == "" || k < f.Before {
+			f.Before = k
+		}
+	}
 	events, err := a.store.ListEvents(r.Context(), f)
 	if err != nil {
 		return err

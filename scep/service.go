@@ -24,6 +24,9 @@ type authority interface {
 	Recipient() (*x509.Certificate, *rsa.PrivateKey)
 	Intermediate() *x509.Certificate
 	Chain() []*x509.Certificate
+	// Next is the staged successor CA (and RA) for GetNextCACert, nil
+	// without one.
+	Next() []*x509.Certificate
 	Trusts(cert *x509.Certificate) bool
 	Prepare(ctx context.Context, req *ca.Request) (*ca.Token, error)
 	Issue(ctx context.Context, tok *ca.Token) (*x509.Certificate, *store.Certificate, error)
@@ -151,6 +154,7 @@ func (s *Service) PKIOperation(ctx context.Context, integ *store.Integration, bo
 	if err != nil {
 		return nil, err
 	}
+	msg.recipient, msg.recipientKey = s.ca.Recipient()
 	ev := reqlog.FromContext(ctx)
 	ev.Add(slog.String(reqlog.KeyMessageType, msg.MessageType.String()), slog.String(reqlog.KeyTransactionID, msg.TransactionID))
 	rep, err := s.handle(ctx, integ, msg)
@@ -158,8 +162,7 @@ func (s *Service) PKIOperation(ctx context.Context, integ *store.Integration, bo
 		rep = failureReply(ev, err)
 	}
 	ev.Add(slog.String(reqlog.KeyPKIStatus, pkiStatusName(rep.status)))
-	cert, key := s.ca.Recipient()
-	out, err := marshalCertRep(msg, rep, cert, key)
+	out, err := marshalCertRep(msg, rep, msg.recipient, msg.recipientKey)
 	if err != nil {
 		return nil, err
 	}
@@ -209,8 +212,7 @@ func (s *Service) handle(ctx context.Context, integ *store.Integration, msg *PKI
 // the integration's minimum cipher.
 func (s *Service) decrypt(integ *store.Integration, msg *PKIMessage) ([]byte, cms.Params, error) {
 	defer s.phase(PhaseDecrypt, time.Now())
-	cert, key := s.ca.Recipient()
-	plain, params, err := cms.Decrypt(msg.Envelope, cert, key)
+	plain, params, err := cms.Decrypt(msg.Envelope, msg.recipient, msg.recipientKey)
 	if err != nil {
 		return nil, params, err
 	}

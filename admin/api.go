@@ -42,6 +42,9 @@ type Config struct {
 	// Attestation serves /api/v1/attestation/* and is told when trust
 	// changes (attestation.go); without it those routes answer 503.
 	Attestation Attestation
+	// CA rotates our intermediate (cas_rotate.go); *ca.Authority. Without
+	// it the rotation routes answer 503.
+	CA CALifecycle
 }
 
 // Sealer encrypts and decrypts small secrets with AES-GCM; aad binds a
@@ -62,6 +65,7 @@ type API struct {
 	sealer    Sealer
 	intune    IntuneTester
 	attest    Attestation
+	ca        CALifecycle
 }
 
 // New validates cfg and returns the API.
@@ -82,6 +86,7 @@ func New(cfg Config) (*API, error) {
 		sealer:    cfg.Sealer,
 		intune:    cfg.Intune,
 		attest:    cfg.Attestation,
+		ca:        cfg.CA,
 	}
 	if err := a.defaultIntune(); err != nil {
 		return nil, err
@@ -110,6 +115,8 @@ func (a *API) Register(mux *http.ServeMux) {
 		"GET /api/v1/certificate-authorities/{id}/cert":                a.getCACert,
 		"POST /api/v1/certificate-authorities":                         a.uploadCA,
 		"DELETE /api/v1/certificate-authorities/{id}":                  a.deleteCA,
+		"POST /api/v1/certificate-authorities/rotate":                  a.rotateCA,
+		"POST /api/v1/certificate-authorities/{id}/lifecycle/activate": a.activateCA,
 		"POST /api/v1/attestation/nonces":                              a.attestationNonce,
 		"POST /api/v1/attestation/verify":                              a.attestationVerify,
 	}

@@ -84,7 +84,7 @@ func runCA(ctx context.Context, args []string, env func(string) string, stdout, 
 			}
 		})
 		if *rootKeyFile != "" {
-			if opts.RootKeyPEM, err = os.ReadFile(*rootKeyFile); err != nil {
+			if opts.RootKeyPEM, err = os.ReadFile(*rootKeyFile); err != nil { //nolint:gosec // G703: the operator's own --root-key-file path
 				return fmt.Errorf("--root-key-file: %w", err)
 			}
 			defer clear(opts.RootKeyPEM)

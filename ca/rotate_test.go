@@ -1,6 +1,7 @@
 package ca
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/rsa"
 	"crypto/x509"
@@ -8,6 +9,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"testing/synctest"
+	"time"
 
 	"github.com/scepca/scepca/store"
 )
@@ -326,4 +329,46 @@ func TestReloadUnchangedKeepsSnapshot(t *testing.T) {
 	if a.snap() != before {
 		t.Errorf("Reload() of unchanged records built a new snapshot")
 	}
+}
+
+// TestRunPicksUpAnotherReplica: a replica sharing the store issues from the
+// successor another replica activated within one reload interval (a
+// synctest bubble: no wall-clock waits).
+func TestRunPicksUpAnotherReplica(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		a, st := newTestAuthority(t, KeyTypeRSA)
+		cfg := testConfig(t, "")
+		cfg.ReloadInterval = time.Minute
+		b, err := Open(t.Context(), st, testKEK(t), cfg)
+		if err != nil {
+			t.Fatalf("Open() = %v", err)
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() { done <- b.Run(ctx) }()
+
+		oldID := a.IntermediateID()
+		rec, err := a.Rotate(ctx, RotateOptions{})
+		if err != nil {
+			t.Fatalf("Rotate() = %v", err)
+		}
+		if _, err := a.Activate(ctx, rec.ID, "test"); err != nil {
+			t.Fatalf("Activate() = %v", err)
+		}
+		<-time.After(59 * time.Second) // fake time
+		synctest.Wait()
+		if b.IntermediateID() != oldID {
+			t.Errorf("replica IntermediateID() before the interval = %s, want %s", b.IntermediateID(), oldID)
+		}
+		<-time.After(2 * time.Second)
+		synctest.Wait()
+		if b.IntermediateID() != rec.ID {
+			t.Errorf("replica IntermediateID() after the interval = %s, want %s", b.IntermediateID(), rec.ID)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run() = %v after cancel, want nil", err)
+		}
+	})
 }

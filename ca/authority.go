@@ -85,8 +85,9 @@ type snapshot struct {
 	lintIssuer *x509.Certificate
 
 	// retired are the intermediates this one replaced whose keys we hold,
-	// newest first.
-	retired []issuingCA
+	// newest first, and retiredRecipients their SCEP recipients.
+	retired           []issuingCA
+	retiredRecipients []Recipient
 
 	// nextID, next and nextRA are the staged successor (Rotate), if any.
 	nextID string
@@ -304,6 +305,13 @@ func (a *Authority) load(cas []*store.CA) (*snapshot, error) {
 				return nil, err
 			}
 			s.retired = append(s.retired, issuingCA{id: rec.ID, cert: c, key: key})
+			r, err := retiredRecipient(a.kek, cas, c, key)
+			if err != nil {
+				return nil, err
+			}
+			if r.Cert != nil {
+				s.retiredRecipients = append(s.retiredRecipients, r)
+			}
 		case store.CAStateNext:
 			if s.next != nil || !issuedBy(c, root) {
 				continue
@@ -342,6 +350,32 @@ func activeRA(kek *KEK, cas []*store.CA, inter *x509.Certificate) (*x509.Certifi
 		return c, rk, nil
 	}
 	return nil, nil, nil
+}
+
+// retiredRecipient returns the SCEP recipient of a retired intermediate:
+// itself when it is an RSA recipient, else the newest RA it issued whose
+// key we hold; a zero Recipient when there is none.
+func retiredRecipient(kek *KEK, cas []*store.CA, inter *x509.Certificate, key crypto.Signer) (Recipient, error) {
+	if rk, ok := key.(*rsa.PrivateKey); ok && CheckRecipient(inter) == nil {
+		return Recipient{Cert: inter, Key: rk}, nil
+	}
+	for _, rec := range newestFirst(cas, store.RoleRA) {
+		if len(rec.KeyCiphertext) == 0 || rec.Lifecycle() == store.CAStateNext {
+			continue
+		}
+		c, err := x509.ParseCertificate(rec.CertDER)
+		if err != nil || !issuedBy(c, inter) {
+			continue
+		}
+		k, err := openKey(kek, rec, c)
+		if err != nil {
+			return Recipient{}, err
+		}
+		if rk, ok := k.(*rsa.PrivateKey); ok && CheckRecipient(c) == nil {
+			return Recipient{Cert: c, Key: rk}, nil
+		}
+	}
+	return Recipient{}, nil
 }
 
 // recordsVersion summarises what load reads from the records, so that an
@@ -495,6 +529,29 @@ func (a *Authority) RA() *x509.Certificate { return a.snap().ra }
 func (a *Authority) Recipient() (*x509.Certificate, *rsa.PrivateKey) {
 	s := a.snap()
 	return s.recipient, s.recipientKey
+}
+
+// Recipient is a certificate and RSA key that receive SCEP envelopes.
+type Recipient struct {
+	Cert *x509.Certificate
+	Key  *rsa.PrivateKey
+}
+
+// Recipients returns the current recipient (see Recipient) first, then
+// those of the retired intermediates whose certificates are still valid,
+// newest first, from one snapshot. A client that fetched GetCACert just
+// before a rotation was activated encrypts its request to the previous
+// recipient; the SCEP service picks the one the envelope names.
+func (a *Authority) Recipients() []Recipient {
+	s := a.snap()
+	out := []Recipient{{Cert: s.recipient, Key: s.recipientKey}}
+	now := a.cfg.Now()
+	for _, r := range s.retiredRecipients {
+		if now.Before(r.Cert.NotAfter) {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // Chain returns the RA (if any), the intermediate and the root, in that

@@ -54,6 +54,7 @@ func TestRotateActivate(t *testing.T) {
 				t.Fatalf("Open() = %v", err)
 			}
 			oldID, oldInter := a.IntermediateID(), a.Intermediate()
+			oldRecipient, _ := a.Recipient()
 			cert1, _ := issue(t, a, &Request{CSR: oktaCSR(t, cachedRSAKey(t, 2048, 1), "alice", "D1")})
 			if got := a.Next(); got != nil {
 				t.Fatalf("Next() before Rotate = %d certificates, want none", len(got))
@@ -136,6 +137,9 @@ func TestRotateActivate(t *testing.T) {
 			if rcpt, _ := a.Recipient(); !rcpt.Equal(next[len(next)-1]) {
 				t.Errorf("Recipient() after Activate = %q, want the successor's", rcpt.Subject)
 			}
+			if rs := a.Recipients(); len(rs) != 2 || !rs[0].Cert.Equal(next[len(next)-1]) || !rs[1].Cert.Equal(oldRecipient) || rs[1].Key == nil {
+				t.Errorf("Recipients() after Activate = %d, want the successor's then the retired one's with its key", len(rs))
+			}
 			cert2, rec2 := issue(t, a, &Request{CSR: oktaCSR(t, cachedRSAKey(t, 2048, 3), "carol", "D3")})
 			if rec2.CAID != rec.ID || !verifies(t, a, next[0], cert2) {
 				t.Errorf("issued after Activate: CAID %s, want %s and a chain to the root", rec2.CAID, rec.ID)
@@ -184,6 +188,9 @@ func TestRotateActivate(t *testing.T) {
 			}
 			if _, _, ok := a.Issuer(oldID); ok {
 				t.Errorf("Issuer(deleted) = true, want false")
+			}
+			if rs := a.Recipients(); len(rs) != 1 {
+				t.Errorf("Recipients() after deleting the retired CA = %d, want 1", len(rs))
 			}
 			cas, _ := st.ListCAs(ctx)
 			for _, c := range cas {

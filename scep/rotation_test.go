@@ -137,6 +137,22 @@ func TestRotation(t *testing.T) {
 				t.Errorf("GetCACert() after activation does not serve the successor alone")
 			}
 
+			// A client that fetched GetCACert before the activation encrypts
+			// to the previous recipient: it is still served, and its CertRep
+			// is signed by that recipient, the one it knows.
+			late := e.message(t, withKey(testKey(t, 2)), withRecipient(f.recipient))
+			certRep, err := f.svc.PKIOperation(ctx, e.integ, marshal(t, late))
+			if err != nil {
+				t.Fatalf("PKIOperation(encrypted to the retired recipient) = %v", err)
+			}
+			lateCert := wantSuccess(t, late, checkReply(t, late, certRep))
+			if lateCert.CheckSignatureFrom(f.ca.Intermediate()) != nil {
+				t.Errorf("certificate for a request to the retired recipient is not from the successor")
+			}
+			if rep, err := pkcs7.Parse(certRep); err != nil || !rep.GetOnlySigner().Equal(f.recipient) {
+				t.Errorf("CertRep to the retired recipient is not signed by it (%v)", err)
+			}
+
 			_, newCert := e.enroll(t, withKey(testKey(t, 1)), withRecipient(newRecipient))
 			if !bytes.Equal(newCert.RawIssuer, f.ca.Intermediate().RawSubject) || newCert.CheckSignatureFrom(f.ca.Intermediate()) != nil {
 				t.Errorf("certificate issued after activation is not from the successor (issuer %q)", newCert.Issuer)

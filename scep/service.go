@@ -22,6 +22,9 @@ import (
 // authority is what the SCEP service needs from the CA.
 type authority interface {
 	Recipient() (*x509.Certificate, *rsa.PrivateKey)
+	// Recipients is the current recipient first, then those of retired
+	// intermediates (CA rotation).
+	Recipients() []ca.Recipient
 	Intermediate() *x509.Certificate
 	Chain() []*x509.Certificate
 	// Next is the staged successor CA (and RA) for GetNextCACert, nil
@@ -154,7 +157,7 @@ func (s *Service) PKIOperation(ctx context.Context, integ *store.Integration, bo
 	if err != nil {
 		return nil, err
 	}
-	msg.recipient, msg.recipientKey = s.ca.Recipient()
+	msg.recipient, msg.recipientKey = s.recipientFor(msg.Envelope)
 	ev := reqlog.FromContext(ctx)
 	ev.Add(slog.String(reqlog.KeyMessageType, msg.MessageType.String()), slog.String(reqlog.KeyTransactionID, msg.TransactionID))
 	rep, err := s.handle(ctx, integ, msg)
@@ -167,6 +170,23 @@ func (s *Service) PKIOperation(ctx context.Context, integ *store.Integration, bo
 		return nil, err
 	}
 	return out, nil
+}
+
+// recipientFor returns the recipient that envelope names: the current one,
+// or, during a CA rotation, that of a retired intermediate a client fetched
+// with GetCACert before the activation (its CertRep is then signed by that
+// recipient too, the one the client knows). Without an explicit match it is
+// the current one, to which cms.Decrypt applies its lone-recipient fallback.
+func (s *Service) recipientFor(envelope []byte) (*x509.Certificate, *rsa.PrivateKey) {
+	rs := s.ca.Recipients()
+	if len(rs) > 1 && !cms.Names(envelope, rs[0].Cert) {
+		for _, r := range rs[1:] {
+			if cms.Names(envelope, r.Cert) {
+				return r.Cert, r.Key
+			}
+		}
+	}
+	return rs[0].Cert, rs[0].Key
 }
 
 func pkiStatusName(s PKIStatus) string {

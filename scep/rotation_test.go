@@ -107,6 +107,10 @@ func TestRotation(t *testing.T) {
 			if err := os.WriteFile(caFile, chain.Bytes(), 0o600); err != nil {
 				t.Fatal(err)
 			}
+			outer, err := exec.CommandContext(ctx, "openssl", "pkcs7", "-inform", "DER", "-in", in, "-print_certs", "-noout").CombinedOutput()
+			if err != nil || !strings.Contains(string(outer), f.recipient.Subject.CommonName) {
+				t.Errorf("openssl pkcs7 -print_certs of GetNextCACert = %v\n%s\nwant the signer %q", err, outer, f.recipient.Subject.CommonName)
+			}
 			if out, err := exec.CommandContext(ctx, "openssl", "cms", "-verify", "-inform", "DER", "-in", in,
 				"-CAfile", caFile, "-purpose", "any", "-binary", "-out", innerOut).CombinedOutput(); err != nil {
 				t.Fatalf("openssl cms -verify: %v\n%s", err, out)

@@ -214,3 +214,38 @@ func TestRotationCLI(t *testing.T) {
 		t.Errorf("GetCACert() still serves the retired intermediate")
 	}
 }
+
+// TestRotationAPIClient rotates a running server through `scepca cas`,
+// the admin API client.
+func TestRotationAPIClient(t *testing.T) {
+	t.Parallel()
+	s := startServer(t)
+	var oldID string
+	for _, c := range cliJSON[[]caRecord](t, s, "cas", "list") {
+		if c.Role == "INTERMEDIATE" && c.State == "ACTIVE" {
+			oldID = c.ID
+		}
+	}
+	if oldID == "" {
+		t.Fatal("scepca cas list shows no ACTIVE intermediate")
+	}
+	next := cliJSON[caRecord](t, s, "cas", "rotate", "--key-type", "ecdsa")
+	if next.State != "NEXT" {
+		t.Fatalf("scepca cas rotate = %+v, want NEXT", next)
+	}
+	cliFails(t, s, "already staged", "cas", "rotate")
+	cliFails(t, s, "active INTERMEDIATE", "cas", "delete", oldID)
+	if got := cliJSON[caRecord](t, s, "cas", "activate", next.ID); got.State != "ACTIVE" {
+		t.Errorf("scepca cas activate = %+v, want ACTIVE", got)
+	}
+	table := cli(t, s, "cas", "list", "--output", "table")
+	if table.err != nil || !strings.Contains(table.stdout, "RETIRED") || !strings.Contains(table.stdout, "STATE") {
+		t.Errorf("scepca cas list --output table = %v\n%s, want a state column with RETIRED", table.err, table.stdout)
+	}
+	if r := cli(t, s, "cas", "delete", oldID); r.err != nil || !strings.Contains(r.stdout, `"deleted": true`) {
+		t.Errorf("scepca cas delete %s = %v\n%s", oldID, r.err, r.stdout)
+	}
+	if certs, ct := getCACert(t, s.SCEPURL); ct != mimeCARACert || len(certs) != 2 {
+		t.Errorf("GetCACert() after the rotation to ECDSA = %s with %d certificates, want the new RA and intermediate", ct, len(certs))
+	}
+}

@@ -46,6 +46,7 @@ func commands() map[string]command {
 		// Admin API clients (client.go).
 		"integrations": {"manage device integrations through the admin API", apiGroup("integrations", integrationCommands)},
 		"devices":      {"list devices and change their lifecycle through the admin API", apiGroup("devices", deviceCommands)},
+		"cas":          {"list certificate authorities and rotate the intermediate through the admin API", apiGroup("cas", caCommands)},
 		"version":      {"print the version", runVersion},
 	}
 }

@@ -29,7 +29,7 @@ var caCommands = map[string]apiCommand{
 					body["keyType"] = *keyType
 				}
 				if *rootKeyFile != "" {
-					b, err := os.ReadFile(*rootKeyFile) //nolint:gosec // G703: the operator's own --root-key-file path
+					b, err := os.ReadFile(*rootKeyFile)
 					if err != nil {
 						return nil, fmt.Errorf("--root-key-file: %w", err)
 					}

@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -412,5 +413,52 @@ func TestInitCAOnEtcdRace(t *testing.T) {
 	}
 	if creators != 1 {
 		t.Errorf("%d replicas created a CA, want 1", creators)
+	}
+}
+
+// TestRotateOnEtcdRace: replicas asked to rotate at once stage one
+// successor between them (caLifecycle holds etcd's lock around the CA's
+// rotation steps); the others are told one is already staged.
+func TestRotateOnEtcdRace(t *testing.T) {
+	t.Parallel()
+	srv := etcdtest.Start(t)
+	prefix := "/scepca-rotate-race-" + rand.Text() + "/"
+	kek, err := ca.GenerateKEKFile(filepath.Join(t.TempDir(), "kek"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 3
+	lifecycles := make([]caLifecycle, n)
+	for i := range n {
+		st, err := etcd.Open(t.Context(), etcd.Config{Endpoints: srv.Endpoints, Prefix: prefix})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = st.Close() })
+		a, _, err := initCA(t.Context(), st, kek, ca.Config{Org: "Race", KeyType: "rsa", PublicURL: "http://127.0.0.1:8080"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		lifecycles[i] = caLifecycle{a, st}
+	}
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			_, errs[i] = lifecycles[i].Rotate(t.Context(), ca.RotateOptions{Actor: "test"})
+		})
+	}
+	wg.Wait()
+	staged := 0
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			staged++
+		case !errors.Is(err, ca.ErrLifecycle):
+			t.Errorf("Rotate on replica %d = %v, want nil or %v", i, err, ca.ErrLifecycle)
+		}
+	}
+	if staged != 1 {
+		t.Errorf("%d replicas staged a successor, want 1", staged)
 	}
 }

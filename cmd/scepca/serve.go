@@ -40,6 +40,8 @@ type serveOptions struct {
 	attest attestOptions
 	// metricsListen, when set, serves /metrics on its own listener too.
 	metricsListen string
+	// audit configures the stored audit log (serve_audit.go).
+	audit auditOptions
 }
 
 // devIntegration is what --dev keeps of its default integration so that
@@ -63,6 +65,7 @@ func runServe(ctx context.Context, args []string, env func(string) string, stdou
 	fs.DurationVar(&o.intuneTimeout, "intune-timeout", intune.DefaultCallTimeout, "timeout of each call to Entra ID, Microsoft Graph and Intune (INTUNE integrations)")
 	fs.StringVar(&o.metricsListen, "metrics-listen", "", "also serve /metrics on this address (it is always on the main listener)")
 	o.attest.register(fs)
+	o.audit.register(fs)
 	if err := parseFlags(fs, args, env); err != nil {
 		return err
 	}
@@ -86,7 +89,12 @@ func runServe(ctx context.Context, args []string, env func(string) string, stdou
 	}
 
 	m, metricsHandler := newMetrics()
-	audit := slog.New(auditCounter{Handler: log.With("log", "audit").Handler(), m: m})
+	auditLog, err := newAuditLog(&o.audit, st, auditCounter{Handler: log.With("log", "audit").Handler(), m: m}, log, m)
+	if err != nil {
+		return err
+	}
+	defer auditLog.start(ctx)() // flushes the queued events before the store closes
+	audit := auditLog.logger
 	caCfg := o.caConfig(o.publicURL, audit)
 	caCfg.Validity, caCfg.Jitter = o.validity, o.jitter
 	if err := caCfg.Validate(); err != nil {
@@ -112,7 +120,7 @@ func runServe(ctx context.Context, args []string, env func(string) string, stdou
 	if err != nil {
 		return err
 	}
-	api, err := admin.New(admin.Config{Store: st, PublicURL: o.publicURL, TokenHashes: [][]byte{tokenHash}, Audit: audit, Dev: o.dev, Sealer: kek, Intune: intuneValidator, Attestation: attestation, Backup: hotBackup(st)})
+	api, err := admin.New(admin.Config{Store: st, PublicURL: o.publicURL, TokenHashes: [][]byte{tokenHash}, Audit: audit, Dev: o.dev, Sealer: kek, Intune: intuneValidator, Attestation: attestation, CA: caLifecycle{authority, st}, Backup: hotBackup(st)})
 	if err != nil {
 		return err
 	}
@@ -173,6 +181,10 @@ func runServe(ctx context.Context, args []string, env func(string) string, stdou
 	defer stopBackground()
 	background.Go(func() { _ = dynamic.Run(bgCtx) })
 	background.Go(func() { _ = attestSweeper.Run(bgCtx) })
+	if auditLog.sweeper != nil {
+		background.Go(func() { _ = auditLog.sweeper.Run(bgCtx) })
+	}
+	background.Go(func() { _ = authority.Run(bgCtx) }) // picks up rotation steps of other replicas
 
 	if o.metricsListen != "" {
 		mln, err := net.Listen("tcp", o.metricsListen)

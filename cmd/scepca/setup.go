@@ -232,23 +232,67 @@ func readTrimmed(path string) (string, error) {
 	return strings.TrimSpace(string(b)), err
 }
 
+// storeLock is the cluster-wide lock of a store that several processes
+// share (store/etcd); a bbolt store has none (its file lock already admits
+// one process).
+type storeLock interface {
+	Lock(ctx context.Context, name string) (func(context.Context) error, error)
+}
+
+// withStoreLock runs fn holding st's lock name, if st has one.
+func withStoreLock[T any](ctx context.Context, st any, name string, fn func() (T, error)) (out T, err error) {
+	l, ok := st.(storeLock)
+	if !ok {
+		return fn()
+	}
+	unlock, err := l.Lock(ctx, name)
+	if err != nil {
+		return out, err
+	}
+	defer func() {
+		if uerr := unlock(context.WithoutCancel(ctx)); err == nil && uerr != nil {
+			err = uerr
+		}
+	}()
+	return fn()
+}
+
+// caLifecycle is the CA's rotation steps (admin.CALifecycle), each under
+// the store's lock: ca.Authority serialises them within its process and
+// rereads the CA records first, so under a lock that all replicas take,
+// two replicas cannot both stage a successor or activate two.
+type caLifecycle struct {
+	*ca.Authority
+	st dataStore
+}
+
+func (c caLifecycle) Rotate(ctx context.Context, opts ca.RotateOptions) (*store.CA, error) {
+	return withStoreLock(ctx, c.st, "ca-lifecycle", func() (*store.CA, error) { return c.Authority.Rotate(ctx, opts) })
+}
+
+func (c caLifecycle) Activate(ctx context.Context, id, actor string) (*store.CA, error) {
+	return withStoreLock(ctx, c.st, "ca-lifecycle", func() (*store.CA, error) { return c.Authority.Activate(ctx, id, actor) })
+}
+
+func (c caLifecycle) DeleteIntermediate(ctx context.Context, id string, force bool, actor string) error {
+	_, err := withStoreLock(ctx, c.st, "ca-lifecycle", func() (struct{}, error) {
+		return struct{}{}, c.Authority.DeleteIntermediate(ctx, id, force, actor)
+	})
+	return err
+}
+
 // initCA opens the CA, creating it on an empty store. On a store that
 // several replicas share (etcd) it holds the store's cluster-wide lock
 // meanwhile: replicas starting together on an empty store would otherwise
 // each find no CA and each create one.
-func initCA(ctx context.Context, st dataStore, kek *ca.KEK, cfg ca.Config) (a *ca.Authority, created bool, err error) {
-	if l, ok := st.(interface {
-		Lock(ctx context.Context, name string) (func(context.Context) error, error)
-	}); ok {
-		unlock, err := l.Lock(ctx, "ca-init")
-		if err != nil {
-			return nil, false, err
-		}
-		defer func() {
-			if uerr := unlock(context.WithoutCancel(ctx)); err == nil && uerr != nil {
-				err = uerr
-			}
-		}()
+func initCA(ctx context.Context, st dataStore, kek *ca.KEK, cfg ca.Config) (*ca.Authority, bool, error) {
+	type opened struct {
+		a       *ca.Authority
+		created bool
 	}
-	return ca.OpenOrInit(ctx, st, kek, cfg)
+	o, err := withStoreLock(ctx, st, "ca-init", func() (opened, error) {
+		a, created, err := ca.OpenOrInit(ctx, st, kek, cfg)
+		return opened{a, created}, err
+	})
+	return o.a, o.created, err
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/x509/pkix"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -75,9 +76,10 @@ func TestStoreMigrateBoltToEtcd(t *testing.T) {
 	}
 
 	// Audit events and API tokens, which no server writes yet, travel too.
+	now := time.Now().UTC() // recent, or the server's retention sweep removes them
 	events := []*store.Event{
-		{ID: "0000000000000001-a", Time: time.Unix(1, 0).UTC(), Type: "certificate.issue", Actor: "system", Outcome: store.OutcomeSuccess},
-		{ID: "0000000000000002-b", Time: time.Unix(2, 0).UTC(), Type: "device.lifecycle.suspend", Actor: "token:t1", Outcome: store.OutcomeSuccess},
+		{ID: fmt.Sprintf("%016x-seed-a", now.UnixNano()), Time: now, Type: "certificate.issue", Actor: "system", Outcome: store.OutcomeSuccess},
+		{ID: fmt.Sprintf("%016x-seed-b", now.UnixNano()+1), Time: now, Type: "device.lifecycle.suspend", Actor: "token:t1", Outcome: store.OutcomeSuccess},
 	}
 	func() {
 		db, err := bolt.Open(filepath.Join(s.Data, "scepca.db"))
@@ -154,8 +156,19 @@ func TestStoreMigrateBoltToEtcd(t *testing.T) {
 	}
 	est := (&replicas{etcd: srv, prefix: prefix}).store(t)
 	checkStored(t, est, got)
-	if evs, err := est.ListEvents(t.Context(), store.EventFilter{}); err != nil || len(evs) != 2 || evs[0].ID != events[1].ID {
-		t.Errorf("ListEvents after the migration = %+v, %v, want both events, newest first", evs, err)
+	evs, err := est.ListEvents(t.Context(), store.EventFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for i, e := range evs {
+		seen[e.ID] = true
+		if i > 0 && evs[i-1].ID <= e.ID {
+			t.Errorf("ListEvents after the migration: %s before %s, want newest first", evs[i-1].ID, e.ID)
+		}
+	}
+	if !seen[events[0].ID] || !seen[events[1].ID] || len(evs) < 3 {
+		t.Errorf("ListEvents after the migration = %d events, want the server's and both seeded ones", len(evs))
 	}
 	if tok, err := est.GetToken(t.Context(), "t1"); err != nil || tok.Scope != store.ScopeVerify {
 		t.Errorf("GetToken after the migration = %+v, %v", tok, err)

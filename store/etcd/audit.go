@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -107,24 +108,23 @@ func (s *Store) ListEvents(ctx context.Context, f store.EventFilter) ([]*store.E
 		from = s.eventKey(f.Before) + "\x00" // IDs before f.Before sort after its key
 	}
 	var out []*store.Event
-	done := errStop
 	err := s.scanFrom(ctx, prefix, from, func(kv *mvccpb.KeyValue) error {
 		if f.Limit > 0 && len(out) >= f.Limit {
-			return done
+			return errStop
 		}
 		e := new(store.Event)
 		if err := json.Unmarshal(kv.Value, e); err != nil {
 			return fmt.Errorf("decode event %q: %w", kv.Key, err)
 		}
 		if !f.Since.IsZero() && e.Time.Before(f.Since) {
-			return done // IDs sort in time order: the rest are older
+			return errStop // IDs sort in time order: the rest are older
 		}
 		if f.Matches(e) {
 			out = append(out, e)
 		}
 		return nil
 	})
-	if err != nil && err != done { //nolint:errorlint // the sentinel of this walk, returned as is
+	if err != nil && !errors.Is(err, errStop) {
 		return nil, fmt.Errorf("etcd: list events: %w", err)
 	}
 	return out, nil

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -190,16 +191,12 @@ func (s *Store) Close() error {
 // Prefix is the key prefix the store works under.
 func (s *Store) Prefix() string { return s.prefix }
 
-// Client is the etcd client, for tools that work beside the store
-// (snapshots, the migration's checks).
-func (s *Store) Client() *clientv3.Client { return s.cli }
-
 // CheckWritable writes a timestamp under the meta family in one durable
 // write and reads it back: the readiness probe's store check. Each process
 // writes its own health key value; all replicas share the key.
 func (s *Store) CheckWritable(ctx context.Context) error {
 	k := s.prefix + famMeta + "health"
-	v := fmt.Sprintf("%d", time.Now().UnixNano())
+	v := strconv.FormatInt(time.Now().UnixNano(), 10)
 	resp, err := s.cli.Txn(ctx).Then(clientv3.OpPut(k, v), clientv3.OpGet(k)).Commit()
 	if err != nil {
 		return fmt.Errorf("etcd: health write: %w", err)

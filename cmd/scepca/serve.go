@@ -70,11 +70,11 @@ func runServe(ctx context.Context, args []string, env func(string) string, stdou
 	if err != nil {
 		return err
 	}
-	kek, st, err := o.open(env, stderr)
+	kek, db, err := o.open(env, stderr)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
+	defer db.Close()
 
 	ln, err := net.Listen("tcp", o.listen)
 	if err != nil {
@@ -86,6 +86,9 @@ func runServe(ctx context.Context, args []string, env func(string) string, stdou
 	}
 
 	m, metricsHandler := newMetrics()
+	// st times every storage call (scepca_store_op_seconds); /readyz
+	// checks the database itself.
+	st := meteredStore{Store: db, observe: m.StoreOp}
 	audit := slog.New(auditCounter{Handler: log.With("log", "audit").Handler(), m: m})
 	caCfg := o.caConfig(o.publicURL, audit)
 	caCfg.Validity, caCfg.Jitter = o.validity, o.jitter
@@ -147,7 +150,8 @@ func runServe(ctx context.Context, args []string, env func(string) string, stdou
 		"intermediate": func() time.Time { return authority.Intermediate().NotAfter },
 		"ra":           func() time.Time { c, _ := authority.Recipient(); return c.NotAfter },
 	})
-	(&readiness{store: st, integrations: st, recipient: authority.Recipient, intune: intuneValidator}).Register(mux)
+	m.Expiring((&expiringCounter{certs: st, ttl: time.Minute, now: time.Now}).Value)
+	(&readiness{store: db, integrations: st, recipient: authority.Recipient, intune: intuneValidator}).Register(mux)
 	handler := reqlog.Middleware(log, nil)(scepMetrics(m, reqlog.Recover(reqlog.LimitBody(maxBody)(mux))))
 	srv := &http.Server{
 		Handler:           handler,

@@ -131,6 +131,6 @@ func readTrimmed(path string) (string, error) {
 }
 
 // initCA opens the CA, creating it on an empty store.
-func initCA(ctx context.Context, st *bolt.DB, kek *ca.KEK, cfg ca.Config) (*ca.Authority, bool, error) {
+func initCA(ctx context.Context, st ca.Stores, kek *ca.KEK, cfg ca.Config) (*ca.Authority, bool, error) {
 	return ca.OpenOrInit(ctx, st, kek, cfg)
 }

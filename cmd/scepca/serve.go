@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -40,6 +41,10 @@ type serveOptions struct {
 	attest attestOptions
 	// metricsListen, when set, serves /metrics on its own listener too.
 	metricsListen string
+	// tlsCert and tlsKey, when set, make every listener TLS (tls.go).
+	tlsCert, tlsKey string
+	// insecureHTTP allows plain HTTP on a non-loopback address.
+	insecureHTTP bool
 }
 
 // devIntegration is what --dev keeps of its default integration so that
@@ -62,11 +67,18 @@ func runServe(ctx context.Context, args []string, env func(string) string, stdou
 	fs.DurationVar(&o.jitter, "cert-jitter", 0, "shorten each certificate's NotAfter by a random amount up to this, to spread renewals (at most half the validity)")
 	fs.DurationVar(&o.intuneTimeout, "intune-timeout", intune.DefaultCallTimeout, "timeout of each call to Entra ID, Microsoft Graph and Intune (INTUNE integrations)")
 	fs.StringVar(&o.metricsListen, "metrics-listen", "", "also serve /metrics on this address (it is always on the main listener)")
+	fs.StringVar(&o.tlsCert, "tls-cert", "", "PEM certificate (chain) to serve HTTPS with; reloaded when the file changes")
+	fs.StringVar(&o.tlsKey, "tls-key", "", "PEM private key of --tls-cert; reloaded when the file changes")
+	fs.BoolVar(&o.insecureHTTP, "insecure-http", false, "allow plain HTTP on a non-loopback --listen or --metrics-listen (only behind a TLS-terminating proxy)")
 	o.attest.register(fs)
 	if err := parseFlags(fs, args, env); err != nil {
 		return err
 	}
 	log, err := newLogger(stderr, o.logLevel)
+	if err != nil {
+		return err
+	}
+	tlsCfg, err := o.serverTLS(log)
 	if err != nil {
 		return err
 	}
@@ -83,6 +95,9 @@ func runServe(ctx context.Context, args []string, env func(string) string, stdou
 	defer ln.Close()
 	if o.publicURL == "" {
 		o.publicURL = "http://" + ln.Addr().String()
+		if tlsCfg != nil {
+			o.publicURL = "https://" + ln.Addr().String()
+		}
 	}
 
 	m, metricsHandler := newMetrics()
@@ -161,6 +176,7 @@ func runServe(ctx context.Context, args []string, env func(string) string, stdou
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return ctx },
+		TLSConfig:         tlsCfg,
 	}
 
 	fmt.Fprintf(stdout, "scepca %s listening on %s (public URL %s)\n", version(), ln.Addr(), o.publicURL)
@@ -185,9 +201,9 @@ func runServe(ctx context.Context, args []string, env func(string) string, stdou
 		}
 		metricsMux := http.NewServeMux()
 		metricsMux.Handle("GET /metrics", metricsHandler)
-		msrv := &http.Server{Handler: metricsMux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: srv.ErrorLog, BaseContext: srv.BaseContext}
-		fmt.Fprintf(stdout, "metrics on http://%s/metrics\n", mln.Addr())
-		background.Go(func() { _ = msrv.Serve(mln) })
+		msrv := &http.Server{Handler: metricsMux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: srv.ErrorLog, BaseContext: srv.BaseContext, TLSConfig: tlsCfg}
+		fmt.Fprintf(stdout, "metrics on %s://%s/metrics\n", scheme(tlsCfg), mln.Addr())
+		background.Go(func() { _ = serveHTTP(msrv, mln) })
 		background.Go(func() {
 			<-bgCtx.Done()
 			_ = msrv.Close()
@@ -195,7 +211,7 @@ func runServe(ctx context.Context, args []string, env func(string) string, stdou
 	}
 
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- serveHTTP(srv, ln) }()
 	select {
 	case err := <-errc:
 		return err
@@ -211,6 +227,45 @@ func runServe(ctx context.Context, args []string, env func(string) string, stdou
 		return err
 	}
 	return nil
+}
+
+// serverTLS returns the listeners' TLS configuration (nil for plain HTTP)
+// after checking that plain HTTP stays on loopback unless --insecure-http.
+func (o *serveOptions) serverTLS(log *slog.Logger) (*tls.Config, error) {
+	if (o.tlsCert == "") != (o.tlsKey == "") {
+		return nil, errors.New("--tls-cert and --tls-key go together")
+	}
+	if o.tlsCert == "" {
+		for _, addr := range []string{o.listen, o.metricsListen} {
+			if addr == "" {
+				continue
+			}
+			if err := checkPlainHTTP(addr, o.insecureHTTP); err != nil {
+				return nil, err
+			}
+		}
+		return nil, nil
+	}
+	r, err := newCertReloader(o.tlsCert, o.tlsKey, log)
+	if err != nil {
+		return nil, err
+	}
+	return r.tlsConfig(), nil
+}
+
+// serveHTTP serves srv on ln, with TLS when srv has a configuration.
+func serveHTTP(srv *http.Server, ln net.Listener) error {
+	if srv.TLSConfig != nil {
+		return srv.ServeTLS(ln, "", "")
+	}
+	return srv.Serve(ln)
+}
+
+func scheme(cfg *tls.Config) string {
+	if cfg != nil {
+		return "https"
+	}
+	return "http"
 }
 
 // adminToken returns the hash of the admin token: SCEPCA_ADMIN_TOKEN, else

@@ -44,6 +44,7 @@ func commands() map[string]command {
 		"bench":   {"measure SCEP enrollment throughput on loopback", runBench},
 		"attest":  {"act as a device: prove management to the verifier, print the device context", runAttest},
 		"version": {"print the version", runVersion},
+		"config":  {"check serve's configuration (flags, SCEPCA_* and --config file)", runConfig},
 	}
 }
 
@@ -74,7 +75,7 @@ func usage(w io.Writer, cmds map[string]command) {
 	for _, n := range names {
 		fmt.Fprintf(w, "  %-8s %s\n", n, cmds[n].summary)
 	}
-	fmt.Fprintln(w, "\nRun 'scepca <command> -h' for its flags. Every flag can also be set as SCEPCA_<FLAG> (e.g. SCEPCA_PUBLIC_URL); flags win.")
+	fmt.Fprintln(w, "\nRun 'scepca <command> -h' for its flags. Every flag can also be set as SCEPCA_<FLAG> (e.g. SCEPCA_PUBLIC_URL), and serve's in a --config file; flags win, then environment, then file.")
 }
 
 func runVersion(_ context.Context, _ []string, _ func(string) string, stdout, _ io.Writer) error {
@@ -97,15 +98,11 @@ func version() string {
 }
 
 // parseFlags parses args into fs, refuses stray positional arguments, and
-// fills the flags not given from SCEPCA_* (applyEnv).
+// fills the flags not given from SCEPCA_* (applyEnv), then from the
+// --config file where the command has one (config.go).
 func parseFlags(fs *flag.FlagSet, args []string, env func(string) string) error {
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
-	return applyEnv(fs, env)
+	_, err := parseSources(fs, args, env)
+	return err
 }
 
 // applyEnv sets every flag not given on the command line from

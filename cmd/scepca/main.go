@@ -45,6 +45,7 @@ func commands() map[string]command {
 		"attest":  {"act as a device: prove management to the verifier, print the device context", runAttest},
 		"version": {"print the version", runVersion},
 		"config":  {"check serve's configuration (flags, SCEPCA_* and --config file)", runConfig},
+		"profile": {"write an Apple configuration profile (mobileconfig) for a DESKTOP integration", runProfile},
 	}
 }
 

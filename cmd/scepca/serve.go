@@ -80,6 +80,15 @@ func runServe(ctx context.Context, args []string, env func(string) string, stdou
 		return err
 	}
 	defer ln.Close()
+	// The metrics listener is open before the banner, so a scraper told
+	// the server is up is queued, not refused, until it serves.
+	var mln net.Listener
+	if o.metricsListen != "" {
+		if mln, err = net.Listen("tcp", o.metricsListen); err != nil {
+			return fmt.Errorf("metrics listener: %w", err)
+		}
+		defer mln.Close()
+	}
 	if o.publicURL == "" {
 		o.publicURL = "http://" + ln.Addr().String()
 		if tlsCfg != nil {
@@ -181,11 +190,7 @@ func runServe(ctx context.Context, args []string, env func(string) string, stdou
 	background.Go(func() { _ = dynamic.Run(bgCtx) })
 	background.Go(func() { _ = attestSweeper.Run(bgCtx) })
 
-	if o.metricsListen != "" {
-		mln, err := net.Listen("tcp", o.metricsListen)
-		if err != nil {
-			return fmt.Errorf("metrics listener: %w", err)
-		}
+	if mln != nil {
 		metricsMux := http.NewServeMux()
 		metricsMux.Handle("GET /metrics", metricsHandler)
 		msrv := &http.Server{Handler: metricsMux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: srv.ErrorLog, BaseContext: srv.BaseContext, TLSConfig: tlsCfg}

@@ -160,7 +160,7 @@ func newAPIClient(server, token, caFile string) (*apiClient, error) {
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	if caFile != "" {
-		pemBytes, err := os.ReadFile(caFile) //nolint:gosec // G304: the operator's --server-ca path
+		pemBytes, err := os.ReadFile(caFile)
 		if err != nil {
 			return nil, fmt.Errorf("--server-ca: %w", err)
 		}
@@ -250,7 +250,7 @@ func parseSubject(s string) ([][][2]string, error) {
 		k, v, ok := strings.Cut(strings.TrimSpace(rdn), "=")
 		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
 		if !ok || k == "" || v == "" {
-			return nil, fmt.Errorf("--subject %q: want comma-separated TYPE=value pairs such as CN=...,O=...", s)
+			return nil, fmt.Errorf("--subject %q: want comma-separated TYPE=value pairs such as CN=alice,O=Example", s)
 		}
 		switch strings.ToUpper(k) {
 		case "CN", "C", "O", "OU", "L", "ST", "E", "EMAILADDRESS", "DC", "UID", "SERIALNUMBER":

@@ -1,7 +1,7 @@
 package main
 
 import (
-	"crypto/sha1" //nolint:gosec // G505: the CAFingerprint the profile carries is SHA-1
+	"crypto/sha1"
 	"encoding/base64"
 	"encoding/json"
 	"io"
@@ -134,7 +134,7 @@ func TestProfileMobileconfigStatic(t *testing.T) {
 		}
 	}
 	sc := scep["PayloadContent"].(map[string]any)
-	fp := sha1.Sum(der) //nolint:gosec // G401: Apple's CAFingerprint
+	fp := sha1.Sum(der)
 	want := map[string]any{
 		"URL": s.SCEPURL, "Name": "Default desktop (dev)", "Challenge": s.Secret,
 		"Keysize": float64(2048), "Key Type": "RSA", "Key Usage": float64(1),

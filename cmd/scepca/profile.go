@@ -124,6 +124,9 @@ func runMobileconfig(ctx context.Context, args []string, env func(string) string
 	if err := os.WriteFile(o.out, b, mode); err != nil {
 		return err
 	}
+	if err := os.Chmod(o.out, mode); err != nil { // an existing file keeps its mode otherwise
+		return err
+	}
 	fmt.Fprintf(stderr, "wrote %s\n", o.out)
 	return nil
 }

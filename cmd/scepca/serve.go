@@ -229,7 +229,7 @@ func (o *serveOptions) flags(stderr io.Writer) *flag.FlagSet {
 	registerConfig(fs)
 	o.register(fs)
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:8080", "address to listen on")
-	fs.StringVar(&o.publicURL, "public-url", "", "external base URL of this server (default http://<listen address>)")
+	fs.StringVar(&o.publicURL, "public-url", "", "external base URL of this server (default http://<listen address>, https:// with --tls-cert)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.DurationVar(&o.validity, "cert-validity", 365*24*time.Hour, "validity of issued certificates (integrations may override in days)")
 	fs.DurationVar(&o.jitter, "cert-jitter", 0, "shorten each certificate's NotAfter by a random amount up to this, to spread renewals (at most half the validity)")

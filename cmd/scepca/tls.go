@@ -100,7 +100,9 @@ func (r *certReloader) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, e
 		r.log.Warn("TLS keypair changed but does not load; still serving the previous one", "error", err)
 		return r.cert, nil
 	}
-	r.log.Info("TLS keypair reloaded", "cert_file", r.certFile, "not_after", r.cert.Leaf.NotAfter)
+	if leaf := r.cert.Leaf; leaf != nil {
+		r.log.Info("TLS keypair reloaded", "cert_file", r.certFile, "not_after", leaf.NotAfter)
+	}
 	return r.cert, nil
 }
 

@@ -54,6 +54,16 @@ type Integration struct {
 	// SecretHash is the salted hash of the static challenge secret
 	// (see challenge.HashSecret); the secret itself is never stored.
 	SecretHash []byte `json:"secretHash,omitempty"`
+	// PreviousSecretHash is the hash of the secret a reset replaced, still
+	// accepted before PreviousSecretUntil (a reset with an overlap window,
+	// so UEM profiles can be updated without failed enrollments).
+	PreviousSecretHash  []byte    `json:"previousSecretHash,omitempty"`
+	PreviousSecretUntil time.Time `json:"previousSecretUntil,omitzero"`
+
+	// DeletedAt marks a deleted integration: a tombstone kept so that its
+	// SCEP endpoint refuses enrollments with a signed FAILURE and its
+	// certificates keep naming it. The admin API shows it no more.
+	DeletedAt time.Time `json:"deletedAt,omitzero"`
 
 	// CAChain selects the GetCACert answer: CAChainIssuer (default) or CAChainIssuerAndChain.
 	CAChain string `json:"caChain,omitempty"`
@@ -102,7 +112,14 @@ type Integration struct {
 	// also accepts the hint presented in the clear.
 	HintCiphertext []byte `json:"hintCiphertext,omitempty"`
 	AllowPlainHint bool   `json:"allowPlainHint,omitempty"`
+	// PreviousHintCiphertext is the hint a reset replaced, sealed the same
+	// way, still accepted before PreviousHintUntil.
+	PreviousHintCiphertext []byte    `json:"previousHintCiphertext,omitempty"`
+	PreviousHintUntil      time.Time `json:"previousHintUntil,omitzero"`
 }
+
+// Deleted reports whether the integration is a tombstone (DeletedAt set).
+func (in *Integration) Deleted() bool { return !in.DeletedAt.IsZero() }
 
 // Certificate status values.
 const (
@@ -138,7 +155,26 @@ type CertFilter struct {
 	IntegrationID string
 	CAID          string
 	Status        string
-	Limit         int
+	User          string
+	DeviceID      string
+	// ExpiringBefore, when set, matches certificates with NotAfter before it.
+	ExpiringBefore time.Time
+	// After continues a listing: only certificates that come after the
+	// certificate with this serial in list order (newest IssuedAt first,
+	// ties by serial descending). ErrNotFound if that serial is unknown.
+	After string
+	Limit int
+}
+
+// Matches reports whether c passes f's conditions (not After or Limit,
+// which are positions in a listing).
+func (f CertFilter) Matches(c *Certificate) bool {
+	return (f.IntegrationID == "" || f.IntegrationID == c.IntegrationID) &&
+		(f.CAID == "" || f.CAID == c.CAID) &&
+		(f.Status == "" || f.Status == c.Status) &&
+		(f.User == "" || f.User == c.User) &&
+		(f.DeviceID == "" || f.DeviceID == c.DeviceID) &&
+		(f.ExpiringBefore.IsZero() || c.NotAfter.Before(f.ExpiringBefore))
 }
 
 // Transaction states (RFC 8894 pkiStatus as seen by a retrying client).
@@ -329,5 +365,7 @@ type Store interface {
 	TransactionStore
 	OneTimeStore
 	DeviceStore
+	AuditStore
+	TokenStore
 	Close() error
 }

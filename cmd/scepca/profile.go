@@ -8,7 +8,6 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"encoding/xml"
 	"errors"
 	"flag"
@@ -19,7 +18,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/scepca/scepca/admin"
 	"github.com/scepca/scepca/store"
@@ -36,8 +34,7 @@ func runProfile(ctx context.Context, args []string, env func(string) string, std
 
 type mobileconfigOptions struct {
 	integration string
-	server      string
-	tokenFile   string
+	client      clientOptions
 	serverCA    string
 	challenge   string
 	subject     string
@@ -56,8 +53,9 @@ func runMobileconfig(ctx context.Context, args []string, env func(string) string
 	fs.SetOutput(stderr)
 	var o mobileconfigOptions
 	fs.StringVar(&o.integration, "integration", "", "ID of the DESKTOP integration (required)")
-	fs.StringVar(&o.server, "server", "", "base URL of the running scepca admin API, e.g. https://scepca.example.com (required)")
-	fs.StringVar(&o.tokenFile, "token-file", "", "file holding the admin token; or set SCEPCA_TOKEN to the token itself")
+	fs.StringVar(&o.client.server, "server", defaultServer, "base URL of the running scepca admin API (or SCEPCA_SERVER)")
+	fs.StringVar(&o.client.tokenFile, "token-file", "", "file holding the admin token (or SCEPCA_TOKEN_FILE; default <data>/admin-token); SCEPCA_TOKEN, when set, is the token itself")
+	fs.StringVar(&o.client.data, "data", "./data", "data directory whose admin-token is read when no token is given (or SCEPCA_DATA)")
 	fs.StringVar(&o.serverCA, "server-ca", "", "PEM file of the CA that issued --server's TLS certificate (default: the system roots)")
 	fs.StringVar(&o.challenge, "challenge", "", "STATIC integrations: the secret key shown when the integration was created or reset (prefer SCEPCA_CHALLENGE: flags show in ps)")
 	fs.StringVar(&o.subject, "subject", defaultSubject, "certificate subject, comma-separated RDNs; MDM variables are kept as they are")
@@ -68,24 +66,24 @@ func runMobileconfig(ctx context.Context, args []string, env func(string) string
 	if err := parseFlags(fs, args, env); err != nil {
 		return err
 	}
-	if o.integration == "" || o.server == "" {
-		return errors.New("profile mobileconfig: --integration and --server are required")
+	if o.integration == "" {
+		return errors.New("profile mobileconfig: --integration is required")
 	}
 	subject, err := parseSubject(o.subject)
 	if err != nil {
 		return err
 	}
-	token, err := readToken(o.tokenFile, env)
+	o.client.output = "json"
+	c, err := o.client.client(env)
 	if err != nil {
 		return err
 	}
-	c, err := newAPIClient(o.server, token, o.serverCA)
-	if err != nil {
+	if err := trustServerCA(c, o.serverCA); err != nil {
 		return err
 	}
 	var in admin.Integration
-	if err := c.getJSON(ctx, "/api/v1/device-integrations/"+url.PathEscape(o.integration), &in); err != nil {
-		return err
+	if _, err := c.call(ctx, http.MethodGet, "/api/v1/device-integrations/"+url.PathEscape(o.integration), nil, &in); err != nil {
+		return fmt.Errorf("integration %s: %w", o.integration, err)
 	}
 	if in.Platform != store.PlatformDesktop || in.SCEPURL == "" {
 		return fmt.Errorf("integration %s is %s: only DESKTOP integrations have a SCEP endpoint (mobile ones use a managementHint)", in.ID, in.Platform)
@@ -101,7 +99,7 @@ func runMobileconfig(ctx context.Context, args []string, env func(string) string
 		}
 		fmt.Fprintf(stderr, "note: integration %s is %s, so the profile has no Challenge key: configure the challenge in your UEM (docs/walkthroughs)\n", in.ID, in.ChallengeType)
 	}
-	inter, der, err := c.intermediate(ctx)
+	inter, der, err := intermediate(ctx, c)
 	if err != nil {
 		return err
 	}
@@ -131,53 +129,31 @@ func runMobileconfig(ctx context.Context, args []string, env func(string) string
 	return nil
 }
 
-// readToken returns the admin token from --token-file or SCEPCA_TOKEN.
-func readToken(file string, env func(string) string) (string, error) {
-	if file != "" {
-		t, err := readTrimmed(file)
-		if err != nil {
-			return "", fmt.Errorf("--token-file: %w", err)
-		}
-		if t == "" {
-			return "", fmt.Errorf("--token-file %s is empty", file)
-		}
-		return t, nil
+// trustServerCA makes c trust the PEM CA certificates in caFile (for an
+// https --server with a private CA) instead of the system roots.
+func trustServerCA(c *apiClient, caFile string) error {
+	if caFile == "" {
+		return nil
 	}
-	if t := env("SCEPCA_TOKEN"); t != "" {
-		return t, nil
+	pemBytes, err := os.ReadFile(caFile)
+	if err != nil {
+		return fmt.Errorf("--server-ca: %w", err)
 	}
-	return "", errors.New("no admin token: give --token-file or set SCEPCA_TOKEN")
-}
-
-// apiClient calls the admin API with the bearer token.
-type apiClient struct {
-	base  string
-	token string
-	http  *http.Client
-}
-
-func newAPIClient(server, token, caFile string) (*apiClient, error) {
-	u, err := url.Parse(server)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("--server %q: want an http or https base URL", server)
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pemBytes) {
+		return fmt.Errorf("--server-ca %s: no PEM certificate", caFile)
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
-	if caFile != "" {
-		pemBytes, err := os.ReadFile(caFile)
-		if err != nil {
-			return nil, fmt.Errorf("--server-ca: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pemBytes) {
-			return nil, fmt.Errorf("--server-ca %s: no PEM certificate", caFile)
-		}
-		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
-	}
-	return &apiClient{base: strings.TrimRight(server, "/"), token: token, http: &http.Client{Transport: tr, Timeout: 30 * time.Second}}, nil
+	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	c.http.Transport = tr
+	return nil
 }
 
-func (c *apiClient) get(ctx context.Context, path string) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
+// downloadDER GETs a certificate authority's certificate as DER (the
+// admin client's call decodes JSON only).
+func downloadDER(ctx context.Context, c *apiClient, id string) ([]byte, error) {
+	u := c.base.String() + "/api/v1/certificate-authorities/" + url.PathEscape(id) + "/cert?format=der"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -187,41 +163,22 @@ func (c *apiClient) get(ctx context.Context, path string) ([]byte, error) {
 		return nil, err
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	b, err := readAllLimited(resp.Body)
 	if err != nil {
 		return nil, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		var p struct {
-			Title  string `json:"title"`
-			Detail string `json:"detail"`
-		}
-		msg := strings.TrimSpace(string(body))
-		if json.Unmarshal(body, &p) == nil && (p.Detail != "" || p.Title != "") {
-			msg = strings.TrimSpace(p.Title + ": " + p.Detail)
-		}
-		return nil, fmt.Errorf("GET %s: %s: %s", path, resp.Status, msg)
+		return nil, fmt.Errorf("certificate authority %s: %w", id, &apiError{Status: resp.StatusCode, Detail: http.StatusText(resp.StatusCode)})
 	}
-	return body, nil
-}
-
-func (c *apiClient) getJSON(ctx context.Context, path string, v any) error {
-	b, err := c.get(ctx, path)
-	if err != nil {
-		return err
-	}
-	if err := json.Unmarshal(b, v); err != nil {
-		return fmt.Errorf("GET %s: %w", path, err)
-	}
-	return nil
+	return b, nil
 }
 
 // intermediate returns the active issuing intermediate (the newest, should
 // there be several) and its DER, checked against the listed fingerprint.
-func (c *apiClient) intermediate(ctx context.Context) (*admin.CertificateAuthority, []byte, error) {
+func intermediate(ctx context.Context, c *apiClient) (*admin.CertificateAuthority, []byte, error) {
 	var cas []admin.CertificateAuthority
-	if err := c.getJSON(ctx, "/api/v1/certificate-authorities", &cas); err != nil {
-		return nil, nil, err
+	if _, err := c.call(ctx, http.MethodGet, "/api/v1/certificate-authorities", nil, &cas); err != nil {
+		return nil, nil, fmt.Errorf("certificate authorities: %w", err)
 	}
 	var best *admin.CertificateAuthority
 	for i := range cas {
@@ -233,7 +190,7 @@ func (c *apiClient) intermediate(ctx context.Context) (*admin.CertificateAuthori
 	if best == nil {
 		return nil, nil, errors.New("the server lists no active INTERMEDIATE certificate authority")
 	}
-	der, err := c.get(ctx, "/api/v1/certificate-authorities/"+url.PathEscape(best.ID)+"/cert?format=der")
+	der, err := downloadDER(ctx, c, best.ID)
 	if err != nil {
 		return nil, nil, err
 	}

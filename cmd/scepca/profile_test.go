@@ -204,7 +204,7 @@ func TestProfileMobileconfigErrors(t *testing.T) {
 		{"unknown integration", []string{"SCEPCA_CHALLENGE", "x"}, []string{"--integration", "intNOPE"}, "404"},
 		{"bad subject", []string{"SCEPCA_CHALLENGE", "x"}, []string{"--integration", id, "--subject", "managementAttestation"}, "want comma-separated TYPE=value"},
 		{"unknown subject type", []string{"SCEPCA_CHALLENGE", "x"}, []string{"--integration", id, "--subject", "XX=1"}, `unknown attribute type "XX"`},
-		{"no integration", nil, nil, "--integration and --server are required"},
+		{"no integration", nil, nil, "--integration is required"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, _, err := runProfileCmd(t, s, tc.env, tc.args...)
@@ -219,8 +219,8 @@ func TestProfileMobileconfigErrors(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "401") {
 		t.Errorf("profile mobileconfig with a wrong token = %v, want a 401 error", err)
 	}
-	err = run(t.Context(), []string{"profile", "mobileconfig", "--server", s.URL, "--integration", id}, testEnv(), &out, &errOut)
-	if err == nil || !strings.Contains(err.Error(), "no admin token") {
+	err = run(t.Context(), []string{"profile", "mobileconfig", "--server", s.URL, "--integration", id, "--data", t.TempDir()}, testEnv(), &out, &errOut)
+	if err == nil || !strings.Contains(err.Error(), "admin token") {
 		t.Errorf("profile mobileconfig without a token = %v, want the no-token error", err)
 	}
 }

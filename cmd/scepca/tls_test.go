@@ -76,7 +76,7 @@ func peerCN(t *testing.T, addr string, roots *x509.CertPool) string {
 
 // get GETs url with client and reports the server certificate's common name
 // and whether the connection was reused.
-func get(t *testing.T, client *http.Client, url string) (cn string, reused bool) {
+func tlsGet(t *testing.T, client *http.Client, url string) (cn string, reused bool) {
 	t.Helper()
 	trace := &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) { reused = i.Reused }}
 	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(t.Context(), trace), http.MethodGet, url, nil)
@@ -114,7 +114,7 @@ func TestServeTLSReload(t *testing.T) {
 	roots.AddCert(a)
 	keepAlive := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}}}
 	defer keepAlive.CloseIdleConnections()
-	if cn, _ := get(t, keepAlive, s.URL+"/healthz"); cn != "cert A" {
+	if cn, _ := tlsGet(t, keepAlive, s.URL+"/healthz"); cn != "cert A" {
 		t.Fatalf("first GET saw %q, want cert A", cn)
 	}
 
@@ -123,7 +123,7 @@ func TestServeTLSReload(t *testing.T) {
 	if cn := peerCN(t, addr, roots); cn != "cert B" {
 		t.Errorf("new handshake after rewrite saw %q, want cert B", cn)
 	}
-	cn, reused := get(t, keepAlive, s.URL+"/healthz")
+	cn, reused := tlsGet(t, keepAlive, s.URL+"/healthz")
 	if cn != "cert A" || !reused {
 		t.Errorf("keep-alive GET after rewrite: cert %q, reused %v; want cert A on the reused connection", cn, reused)
 	}

@@ -28,6 +28,7 @@ func exportedMetrics(t *testing.T) map[string]bool {
 	m.Outstanding(func() float64 { return 0 })
 	m.Expiring(func() float64 { return 0 })
 	m.CAExpiry(map[string]func() time.Time{"root": time.Now, "intermediate": time.Now, "ra": time.Now})
+	m.AuditEvents()("stored", 1)
 	families, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)

@@ -248,6 +248,7 @@ func (o *serveOptions) check(env func(string) string) error {
 		{"--attest-crl-max-age", o.attest.crlTTL, time.Nanosecond},
 		{"--attest-max-unused", o.attest.maxUnused, 0},
 		{"--cert-jitter", o.jitter, 0},
+		{"--audit-retention", o.audit.retention, 0},
 	} {
 		if d.v < d.min {
 			return fmt.Errorf("%s %v: want a positive duration", d.name, d.v)

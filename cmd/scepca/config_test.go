@@ -124,6 +124,7 @@ func TestConfigCheck(t *testing.T) {
 		{"bad log level", []string{"--dev", "--log-level", "loud"}, nil, "--log-level"},
 		{"jitter above half the validity", []string{"--dev", "--cert-validity", "240h", "--cert-jitter", "200h"}, nil, "jitter"},
 		{"negative nonce TTL", []string{"--dev", "--attest-nonce-ttl", "-1s"}, nil, "--attest-nonce-ttl"},
+		{"negative audit retention", []string{"--dev", "--audit-retention", "-1h"}, nil, "--audit-retention"},
 		{"bad public URL", []string{"--dev", "--public-url", "ftp://x"}, nil, "public URL"},
 		{"bad key type", []string{"--dev", "--key-type", "dsa"}, nil, "key type"},
 		{"data is a file", []string{"--dev", "--data", notDir}, nil, "not a directory"},

@@ -46,6 +46,8 @@ func commands() map[string]command {
 		// Admin API clients (client.go).
 		"integrations": {"manage device integrations through the admin API", apiGroup("integrations", integrationCommands)},
 		"devices":      {"list devices and change their lifecycle through the admin API", apiGroup("devices", deviceCommands)},
+		"token":        {"create, list and delete API tokens (scope admin or verify)", apiGroup("token", tokenCommands)},
+		"logs":         {"list audit events (filter by type and time)", apiSingle("logs", logsCommand)},
 		"version":      {"print the version", runVersion},
 		"config":       {"check serve's configuration (flags, SCEPCA_* and --config file)", runConfig},
 		"profile":      {"write an Apple configuration profile (mobileconfig) for a DESKTOP integration", runProfile},

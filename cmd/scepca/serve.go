@@ -45,6 +45,8 @@ type serveOptions struct {
 	tlsCert, tlsKey string
 	// insecureHTTP allows plain HTTP on a non-loopback address.
 	insecureHTTP bool
+	// audit configures the stored audit log (serve_audit.go).
+	audit auditOptions
 }
 
 // devIntegration is what --dev keeps of its default integration so that
@@ -100,7 +102,12 @@ func runServe(ctx context.Context, args []string, env func(string) string, stdou
 	// st times every storage call (scepca_store_op_seconds); /readyz
 	// checks the database itself.
 	st := meteredStore{Store: db, observe: m.StoreOp}
-	audit := slog.New(auditCounter{Handler: log.With("log", "audit").Handler(), m: m})
+	auditLog, err := newAuditLog(&o.audit, st, auditCounter{Handler: log.With("log", "audit").Handler(), m: m}, log, m)
+	if err != nil {
+		return err
+	}
+	defer auditLog.start(ctx)() // flushes the queued events before the store closes
+	audit := auditLog.logger
 	caCfg := o.caConfig(o.publicURL, audit)
 	caCfg.Validity, caCfg.Jitter = o.validity, o.jitter
 	if err := caCfg.Validate(); err != nil {
@@ -189,6 +196,9 @@ func runServe(ctx context.Context, args []string, env func(string) string, stdou
 	defer stopBackground()
 	background.Go(func() { _ = dynamic.Run(bgCtx) })
 	background.Go(func() { _ = attestSweeper.Run(bgCtx) })
+	if auditLog.sweeper != nil {
+		background.Go(func() { _ = auditLog.sweeper.Run(bgCtx) })
+	}
 
 	if mln != nil {
 		metricsMux := http.NewServeMux()
@@ -239,6 +249,7 @@ func (o *serveOptions) flags(stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.tlsKey, "tls-key", "", "PEM private key of --tls-cert; reloaded when the file changes")
 	fs.BoolVar(&o.insecureHTTP, "insecure-http", false, "allow plain HTTP on a non-loopback --listen or --metrics-listen (only behind a TLS-terminating proxy)")
 	o.attest.register(fs)
+	o.audit.register(fs)
 	return fs
 }
 

@@ -202,6 +202,34 @@ func (s meteredStore) ListBindings(ctx context.Context) ([]*store.Binding, error
 	return timed(s, "ListBindings", func() ([]*store.Binding, error) { return s.Store.ListBindings(ctx) })
 }
 
+func (s meteredStore) AppendEvents(ctx context.Context, events []*store.Event) error {
+	return timedErr(s, "AppendEvents", func() error { return s.Store.AppendEvents(ctx, events) })
+}
+
+func (s meteredStore) ListEvents(ctx context.Context, f store.EventFilter) ([]*store.Event, error) {
+	return timed(s, "ListEvents", func() ([]*store.Event, error) { return s.Store.ListEvents(ctx, f) })
+}
+
+func (s meteredStore) SweepEvents(ctx context.Context, cutoff time.Time) (int, error) {
+	return timed(s, "SweepEvents", func() (int, error) { return s.Store.SweepEvents(ctx, cutoff) })
+}
+
+func (s meteredStore) CreateToken(ctx context.Context, t *store.APIToken) error {
+	return timedErr(s, "CreateToken", func() error { return s.Store.CreateToken(ctx, t) })
+}
+
+func (s meteredStore) GetToken(ctx context.Context, id string) (*store.APIToken, error) {
+	return timed(s, "GetToken", func() (*store.APIToken, error) { return s.Store.GetToken(ctx, id) })
+}
+
+func (s meteredStore) ListTokens(ctx context.Context) ([]*store.APIToken, error) {
+	return timed(s, "ListTokens", func() ([]*store.APIToken, error) { return s.Store.ListTokens(ctx) })
+}
+
+func (s meteredStore) DeleteToken(ctx context.Context, id string) error {
+	return timedErr(s, "DeleteToken", func() error { return s.Store.DeleteToken(ctx, id) })
+}
+
 // expiringWindow is how far ahead scepca_certificates_expiring counts.
 const expiringWindow = 30 * 24 * time.Hour
 

@@ -23,9 +23,10 @@ const reasonCertificateHold = 6
 // nanoseconds, so it grows monotonically across restarts and replicas whose
 // clocks agree.
 func (a *Authority) CRL(ctx context.Context) ([]byte, error) {
+	s := a.snap()
 	var entries []x509.RevocationListEntry
 	for _, status := range []string{store.CertRevoked, store.CertOnHold} {
-		certs, err := a.st.ListCertificates(ctx, store.CertFilter{CAID: a.interID, Status: status})
+		certs, err := a.st.ListCertificates(ctx, store.CertFilter{CAID: s.interID, Status: status})
 		if err != nil {
 			return nil, fmt.Errorf("ca: crl: %w", err)
 		}
@@ -47,9 +48,9 @@ func (a *Authority) CRL(ctx context.Context) ([]byte, error) {
 		ThisUpdate:                now,
 		NextUpdate:                now.Add(crlValidity),
 		RevokedCertificateEntries: entries,
-		SignatureAlgorithm:        a.sigAlg,
+		SignatureAlgorithm:        s.sigAlg,
 	}
-	der, err := x509.CreateRevocationList(rand.Reader, tmpl, a.inter, a.interKey)
+	der, err := x509.CreateRevocationList(rand.Reader, tmpl, s.inter, s.interKey)
 	if err != nil {
 		return nil, fmt.Errorf("ca: sign crl: %w", err)
 	}

@@ -40,6 +40,8 @@ type serveOptions struct {
 	attest attestOptions
 	// metricsListen, when set, serves /metrics on its own listener too.
 	metricsListen string
+	// revocation configures CRL and OCSP (serve_revocation.go).
+	revocation revocationOptions
 }
 
 // devIntegration is what --dev keeps of its default integration so that
@@ -63,6 +65,7 @@ func runServe(ctx context.Context, args []string, env func(string) string, stdou
 	fs.DurationVar(&o.intuneTimeout, "intune-timeout", intune.DefaultCallTimeout, "timeout of each call to Entra ID, Microsoft Graph and Intune (INTUNE integrations)")
 	fs.StringVar(&o.metricsListen, "metrics-listen", "", "also serve /metrics on this address (it is always on the main listener)")
 	o.attest.register(fs)
+	o.revocation.register(fs)
 	if err := parseFlags(fs, args, env); err != nil {
 		return err
 	}
@@ -99,6 +102,11 @@ func runServe(ctx context.Context, args []string, env func(string) string, stdou
 	if created {
 		fmt.Fprintf(stdout, "initialised %q and %q in %s\n", authority.Root().Subject.CommonName, authority.Intermediate().Subject.CommonName, o.data)
 	}
+	revocation, revocationRoutes, err := newRevocation(&o.revocation, authority, st)
+	if err != nil {
+		return err
+	}
+	statusStore := statusNotifier{Store: st, changed: revocation.Changed}
 	tokenHash, err := adminToken(&o.dataOptions, env, stdout)
 	if err != nil {
 		return err
@@ -108,11 +116,11 @@ func runServe(ctx context.Context, args []string, env func(string) string, stdou
 		return err
 	}
 	o.attest.observe = m.AttestVerify
-	attestation, attestSweeper, err := newAttestation(&o.attest, st, kek, log, audit)
+	attestation, attestSweeper, err := newAttestation(&o.attest, statusStore, kek, log, audit)
 	if err != nil {
 		return err
 	}
-	api, err := admin.New(admin.Config{Store: st, PublicURL: o.publicURL, TokenHashes: [][]byte{tokenHash}, Audit: audit, Dev: o.dev, Sealer: kek, Intune: intuneValidator, Attestation: attestation})
+	api, err := admin.New(admin.Config{Store: statusStore, PublicURL: o.publicURL, TokenHashes: [][]byte{tokenHash}, Audit: audit, Dev: o.dev, Sealer: kek, Intune: intuneValidator, Attestation: attestation})
 	if err != nil {
 		return err
 	}
@@ -121,8 +129,8 @@ func runServe(ctx context.Context, args []string, env func(string) string, stdou
 		return err
 	}
 	svc, err := scep.NewService(scep.Config{
-		CA:    authority,
-		Store: st,
+		CA:    scepAuthority{Authority: authority, rev: revocation},
+		Store: statusStore,
 		Validators: map[string]challenge.Validator{
 			store.ChallengeStatic:  challenge.Static{},
 			store.ChallengeDynamic: dynamic,
@@ -140,6 +148,7 @@ func runServe(ctx context.Context, args []string, env func(string) string, stdou
 	scep.NewHandler(svc).Register(mux)
 	dynamic.Register(mux)
 	api.Register(mux)
+	revocationRoutes.Register(mux)
 	mux.Handle("GET /metrics", metricsHandler)
 	m.Outstanding(outstandingChallenges(st))
 	m.CAExpiry(map[string]func() time.Time{

@@ -18,6 +18,7 @@ type stores interface {
 	GetCA(ctx context.Context, id string) (*store.CA, error)
 	CreateCA(ctx context.Context, c *store.CA) error
 	DeleteCA(ctx context.Context, id string) error
+	certStores
 }
 
 // Config configures the admin API.
@@ -112,6 +113,9 @@ func (a *API) Register(mux *http.ServeMux) {
 		"DELETE /api/v1/certificate-authorities/{id}":                  a.deleteCA,
 		"POST /api/v1/attestation/nonces":                              a.attestationNonce,
 		"POST /api/v1/attestation/verify":                              a.attestationVerify,
+		"GET /api/v1/certificates/{serial}":                            a.getCertificate,
+		"POST /api/v1/certificates/{serial}/revoke":                    a.revokeCertificate,
+		"POST /api/v1/certificates/{serial}/unhold":                    a.unholdCertificate,
 	}
 	for pattern, h := range routes {
 		mux.Handle(pattern, requireToken(a.tokens, a.wrap(h)))

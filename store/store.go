@@ -138,7 +138,26 @@ type CertFilter struct {
 	IntegrationID string
 	CAID          string
 	Status        string
-	Limit         int
+	User          string
+	DeviceID      string
+	// ExpiringBefore, when set, matches certificates with NotAfter before it.
+	ExpiringBefore time.Time
+	// After continues a listing: only certificates that come after the
+	// certificate with this serial in list order (newest IssuedAt first,
+	// ties by serial descending). ErrNotFound if that serial is unknown.
+	After string
+	Limit int
+}
+
+// Matches reports whether c passes f's conditions (not After or Limit,
+// which are positions in a listing).
+func (f CertFilter) Matches(c *Certificate) bool {
+	return (f.IntegrationID == "" || f.IntegrationID == c.IntegrationID) &&
+		(f.CAID == "" || f.CAID == c.CAID) &&
+		(f.Status == "" || f.Status == c.Status) &&
+		(f.User == "" || f.User == c.User) &&
+		(f.DeviceID == "" || f.DeviceID == c.DeviceID) &&
+		(f.ExpiringBefore.IsZero() || c.NotAfter.Before(f.ExpiringBefore))
 }
 
 // Transaction states (RFC 8894 pkiStatus as seen by a retrying client).
@@ -329,5 +348,7 @@ type Store interface {
 	TransactionStore
 	OneTimeStore
 	DeviceStore
+	AuditStore
+	TokenStore
 	Close() error
 }

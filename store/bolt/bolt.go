@@ -31,7 +31,9 @@ var (
 	bucketOneTime        = []byte("onetime")
 	bucketDevices        = []byte("devices")
 	bucketBindings       = []byte("bindings")
-	allBuckets           = [][]byte{bucketMeta, bucketIntegrations, bucketCAs, bucketCerts, bucketCertsByIssued, bucketTransactions, bucketOneTime, bucketDevices, bucketBindings}
+	bucketEvents         = []byte("events")
+	bucketTokens         = []byte("tokens")
+	allBuckets           = [][]byte{bucketMeta, bucketIntegrations, bucketCAs, bucketCerts, bucketCertsByIssued, bucketTransactions, bucketOneTime, bucketDevices, bucketBindings, bucketEvents, bucketTokens}
 	keySchemaVersion     = []byte("schema")
 	errUnsupportedSchema = errors.New("unsupported schema version")
 )

@@ -1,6 +1,7 @@
 package bolt
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -122,13 +123,28 @@ func (db *DB) GetCertificate(ctx context.Context, serial string) (*store.Certifi
 
 // ListCertificates returns the certificates matching f, newest IssuedAt
 // first (ties by serial, descending), at most f.Limit of them when
-// f.Limit > 0. It reads in one transaction, so the list is a snapshot.
+// f.Limit > 0, starting after f.After. It reads in one transaction, so the
+// list is a snapshot.
 func (db *DB) ListCertificates(ctx context.Context, f store.CertFilter) ([]*store.Certificate, error) {
 	var out []*store.Certificate
 	err := db.view(ctx, func(tx *bbolt.Tx) error {
 		certs := tx.Bucket(bucketCerts)
 		cur := tx.Bucket(bucketCertsByIssued).Cursor()
-		for k, _ := cur.Last(); k != nil; k, _ = cur.Prev() {
+		k, _ := cur.Last()
+		if f.After != "" {
+			var last store.Certificate
+			if err := get(certs, []byte(f.After), &last); err != nil {
+				return fmt.Errorf("cursor %s: %w", f.After, err)
+			}
+			pos := issuedKey(last.IssuedAt, last.Serial)
+			if k, _ = cur.Seek(pos); k == nil {
+				k, _ = cur.Last()
+			}
+			for k != nil && bytes.Compare(k, pos) >= 0 {
+				k, _ = cur.Prev()
+			}
+		}
+		for ; k != nil; k, _ = cur.Prev() {
 			if f.Limit > 0 && len(out) >= f.Limit {
 				return nil
 			}
@@ -137,7 +153,7 @@ func (db *DB) ListCertificates(ctx context.Context, f store.CertFilter) ([]*stor
 			if err := get(certs, []byte(serial), c); err != nil {
 				return fmt.Errorf("index entry %s: %w", serial, err)
 			}
-			if matches(f, c) {
+			if f.Matches(c) {
 				out = append(out, c)
 			}
 		}
@@ -147,12 +163,6 @@ func (db *DB) ListCertificates(ctx context.Context, f store.CertFilter) ([]*stor
 		return nil, fmt.Errorf("bolt: list certificates: %w", err)
 	}
 	return out, nil
-}
-
-func matches(f store.CertFilter, c *store.Certificate) bool {
-	return (f.IntegrationID == "" || f.IntegrationID == c.IntegrationID) &&
-		(f.CAID == "" || f.CAID == c.CAID) &&
-		(f.Status == "" || f.Status == c.Status)
 }
 
 // UpdateCertificateStatus sets the status, revocation time and reason of the

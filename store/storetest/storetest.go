@@ -57,6 +57,9 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"DeviceNotFound", testDeviceNotFound},
 		{"DeleteCA", testDeleteCA},
 		{"IntegrationHintFields", testIntegrationHintFields},
+		{"CertFilterFields", testCertFilterFields},
+		{"Events", testEvents},
+		{"Tokens", testTokens},
 		{"NotFound", testNotFound},
 		{"CanceledContext", testCanceledContext},
 	}

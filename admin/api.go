@@ -113,6 +113,7 @@ func (a *API) Register(mux *http.ServeMux) {
 		"DELETE /api/v1/certificate-authorities/{id}":                  a.deleteCA,
 		"POST /api/v1/attestation/nonces":                              a.attestationNonce,
 		"POST /api/v1/attestation/verify":                              a.attestationVerify,
+		"GET /api/v1/certificates":                                     a.listCertificates,
 		"GET /api/v1/certificates/{serial}":                            a.getCertificate,
 		"POST /api/v1/certificates/{serial}/revoke":                    a.revokeCertificate,
 		"POST /api/v1/certificates/{serial}/unhold":                    a.unholdCertificate,

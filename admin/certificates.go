@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -141,6 +143,98 @@ func parseReason(raw json.RawMessage) (int, error) {
 		return 0, problemf(http.StatusBadRequest, "reason removeFromCRL (8) only appears in delta CRLs: lift a hold with POST /api/v1/certificates/{serial}/unhold")
 	}
 	return code, nil
+}
+
+// Certificate list page sizes.
+const (
+	defaultCertLimit = 100
+	maxCertLimit     = 1000
+)
+
+// certListParams are the query parameters GET /api/v1/certificates takes.
+var certListParams = map[string]bool{
+	"integrationId": true, "user": true, "deviceId": true, "status": true,
+	"expiringBefore": true, "limit": true, "cursor": true,
+}
+
+// certFilter reads the list query: the filters, limit (1-1000, default
+// 100) and the opaque cursor of a previous page's Link header.
+func certFilter(q url.Values) (store.CertFilter, error) {
+	for k, v := range q {
+		if !certListParams[k] {
+			return store.CertFilter{}, problemf(http.StatusBadRequest, "unknown query parameter %q: the filters are integrationId, user, deviceId, status, expiringBefore; pages use limit and cursor", k)
+		}
+		if len(v) > 1 {
+			return store.CertFilter{}, problemf(http.StatusBadRequest, "query parameter %q is given %d times", k, len(v))
+		}
+	}
+	f := store.CertFilter{
+		IntegrationID: q.Get("integrationId"),
+		User:          q.Get("user"),
+		DeviceID:      q.Get("deviceId"),
+		Status:        q.Get("status"),
+		Limit:         defaultCertLimit,
+	}
+	switch f.Status {
+	case "", store.CertIssued, store.CertRevoked, store.CertOnHold:
+	default:
+		return f, problemf(http.StatusBadRequest, "status must be ISSUED, REVOKED or ON_HOLD, not %q", f.Status)
+	}
+	if s := q.Get("expiringBefore"); s != "" {
+		t, err := time.Parse(time.RFC3339, s)
+		if err != nil {
+			return f, problemf(http.StatusBadRequest, "expiringBefore must be an RFC 3339 time such as 2027-01-31T00:00:00Z, not %q", s)
+		}
+		f.ExpiringBefore = t
+	}
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > maxCertLimit {
+			return f, problemf(http.StatusBadRequest, "limit must be an integer from 1 to %d, not %q", maxCertLimit, s)
+		}
+		f.Limit = n
+	}
+	if s := q.Get("cursor"); s != "" {
+		b, err := base64.RawURLEncoding.DecodeString(s)
+		n, perr := ca.ParseSerial(string(b))
+		if err != nil || perr != nil {
+			return f, problemf(http.StatusBadRequest, "cursor %q is not one this API issued: take it from the Link header of the previous page", s)
+		}
+		f.After = ca.SerialString(n)
+	}
+	return f, nil
+}
+
+// listCertificates answers a page of the certificates matching the query,
+// newest first, as a JSON array. When there are more, a Link header
+// (RFC 8288) with rel="next" gives the URL of the next page: the same query
+// with an opaque cursor.
+func (a *API) listCertificates(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	f, err := certFilter(q)
+	if err != nil {
+		return err
+	}
+	limit := f.Limit
+	f.Limit++ // one more tells whether there is a next page
+	list, err := a.store.ListCertificates(r.Context(), f)
+	if errors.Is(err, store.ErrNotFound) && f.After != "" {
+		return problemf(http.StatusBadRequest, "cursor %q names no certificate: start again without it", q.Get("cursor"))
+	}
+	if err != nil {
+		return err
+	}
+	if len(list) > limit {
+		list = list[:limit]
+		q.Set("cursor", base64.RawURLEncoding.EncodeToString([]byte(list[len(list)-1].Serial)))
+		q.Set("limit", strconv.Itoa(limit))
+		w.Header().Set("Link", "<"+(&url.URL{Path: r.URL.Path, RawQuery: q.Encode()}).String()+`>; rel="next"`)
+	}
+	out := make([]*Certificate, 0, len(list))
+	for _, c := range list {
+		out = append(out, certView(c))
+	}
+	return writeJSON(w, http.StatusOK, out)
 }
 
 // serialParam returns the canonical form of the {serial} path value.

@@ -205,3 +205,152 @@ func TestUnholdDeactivatedDevice(t *testing.T) {
 		t.Errorf("unhold = %+v, want ISSUED", c)
 	}
 }
+
+// listPage gets one page of certificates and its next link ("" if none).
+func (f *revFixture) listPage(t *testing.T, path string) ([]admin.Certificate, string) {
+	t.Helper()
+	resp, body := f.do(t, http.MethodGet, path, "")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s = %d %s", path, resp.StatusCode, body)
+	}
+	var page []admin.Certificate
+	if err := json.Unmarshal(body, &page); err != nil {
+		t.Fatalf("GET %s: decode %s: %v", path, body, err)
+	}
+	link := resp.Header.Get("Link")
+	if link == "" {
+		return page, ""
+	}
+	next, ok := strings.CutSuffix(strings.TrimPrefix(link, "<"), `>; rel="next"`)
+	if !ok || !strings.HasPrefix(next, "/api/v1/certificates?") {
+		t.Fatalf("GET %s Link = %q, want <…>; rel=\"next\"", path, link)
+	}
+	return page, next
+}
+
+// listAll follows the next links from path and returns every serial.
+func (f *revFixture) listAll(t *testing.T, path string) (serials []string, pages int) {
+	t.Helper()
+	for path != "" {
+		var page []admin.Certificate
+		page, path = f.listPage(t, path)
+		pages++
+		for _, c := range page {
+			serials = append(serials, c.Serial)
+		}
+		if pages > 20 {
+			t.Fatal("more than 20 pages")
+		}
+	}
+	return serials, pages
+}
+
+func TestListCertificates(t *testing.T) {
+	t.Parallel()
+	f := newRevFixture(t)
+	type issued struct{ integ, user, device, serial string }
+	var all []issued
+	for i, spec := range []struct {
+		integ, user, device string
+		days                int
+	}{
+		{"i1", "alice", "D1", 30},
+		{"i1", "alice", "D2", 365},
+		{"i1", "bob", "D3", 10},
+		{"i2", "bob", "D3", 365},
+		{"i2", "carol", "D4", 5},
+	} {
+		_, rec := f.issueFor(t, spec.integ, spec.user, spec.device, time.Duration(spec.days)*24*time.Hour)
+		all = append(all, issued{spec.integ, spec.user, spec.device, rec.Serial})
+		if i == 1 {
+			f.certJSON(t, http.MethodPost, "/api/v1/certificates/"+rec.Serial+"/revoke", `{"reason": "superseded"}`)
+		}
+		if i == 4 {
+			f.certJSON(t, http.MethodPost, "/api/v1/certificates/"+rec.Serial+"/revoke", `{"reason": "certificateHold"}`)
+		}
+	}
+	serialsOf := func(idx ...int) []string {
+		var out []string
+		for _, i := range idx {
+			out = append(out, all[i].serial)
+		}
+		return out
+	}
+	same := func(a, b []string) bool {
+		if len(a) != len(b) {
+			return false
+		}
+		m := map[string]int{}
+		for _, s := range a {
+			m[s]++
+		}
+		for _, s := range b {
+			m[s]--
+		}
+		for _, n := range m {
+			if n != 0 {
+				return false
+			}
+		}
+		return true
+	}
+
+	full, pages := f.listAll(t, "/api/v1/certificates")
+	if pages != 1 || !same(full, serialsOf(0, 1, 2, 3, 4)) {
+		t.Errorf("list = %v in %d pages, want all five in one", full, pages)
+	}
+	page, _ := f.listPage(t, "/api/v1/certificates")
+	if len(page) != 5 || page[0].Serial != all[4].serial || page[0].Status != store.CertOnHold || page[0].RevocationReason != "certificateHold" || page[0].PEM != "" {
+		t.Errorf("list[0] = %+v, want the newest, ON_HOLD, without PEM", page[0])
+	}
+
+	soon := time.Now().Add(20 * 24 * time.Hour).UTC().Format(time.RFC3339)
+	for _, tc := range []struct {
+		query string
+		want  []string
+	}{
+		{"integrationId=i1", serialsOf(0, 1, 2)},
+		{"user=bob", serialsOf(2, 3)},
+		{"deviceId=D3", serialsOf(2, 3)},
+		{"status=REVOKED", serialsOf(1)},
+		{"status=ON_HOLD", serialsOf(4)},
+		{"status=ISSUED&integrationId=i1", serialsOf(0, 2)},
+		{"expiringBefore=" + soon, serialsOf(2, 4)},
+		{"integrationId=i2&user=bob&deviceId=D3", serialsOf(3)},
+		{"user=nobody", nil},
+	} {
+		// Page by one, so the cursor carries every filter along.
+		got, pages := f.listAll(t, "/api/v1/certificates?limit=1&"+tc.query)
+		if !same(got, tc.want) || pages != max(len(tc.want), 1) {
+			t.Errorf("list ?%s = %v in %d pages, want %v", tc.query, got, pages, tc.want)
+		}
+	}
+
+	// Pages of two: 2 + 2 + 1, newest first, nothing twice.
+	paged, pages := f.listAll(t, "/api/v1/certificates?limit=2")
+	if pages != 3 || strings.Join(paged, ",") != strings.Join(full, ",") {
+		t.Errorf("list by 2 = %v in %d pages, want %v in 3", paged, pages, full)
+	}
+	// Exactly one page's worth: no next link.
+	if _, next := f.listPage(t, "/api/v1/certificates?limit=5"); next != "" {
+		t.Errorf("list limit=5 Link = %q, want none", next)
+	}
+
+	for _, tc := range []struct {
+		name, query, detail string
+	}{
+		{"unknown parameter", "deviceID=D3", `unknown query parameter "deviceID"`},
+		{"repeated", "user=a&user=b", "given 2 times"},
+		{"bad status", "status=revoked", "status must be ISSUED, REVOKED or ON_HOLD"},
+		{"bad time", "expiringBefore=2027-01-01", "RFC 3339"},
+		{"limit 0", "limit=0", "limit must be an integer from 1 to 1000"},
+		{"limit too big", "limit=1001", "limit must be"},
+		{"limit not a number", "limit=ten", "limit must be"},
+		{"cursor not base64", "cursor=!!", "not one this API issued"},
+		{"cursor not a serial", "cursor=eHl6", "not one this API issued"},
+		{"cursor of no certificate", "cursor=QUJDREVG", "names no certificate"},
+	} {
+		resp, body := f.do(t, http.MethodGet, "/api/v1/certificates?"+tc.query, "")
+		wantProblem(t, tc.name, resp, body, http.StatusBadRequest, tc.detail)
+	}
+}

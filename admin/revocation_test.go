@@ -82,12 +82,18 @@ func newRevFixture(t *testing.T) *revFixture {
 // through the CA.
 func (f *revFixture) issue(t *testing.T, integrationID, user, device string) (*x509.Certificate, *store.Certificate) {
 	t.Helper()
+	return f.issueFor(t, integrationID, user, device, 0)
+}
+
+// issueFor is issue with a validity (0: the CA's default).
+func (f *revFixture) issueFor(t *testing.T, integrationID, user, device string, validity time.Duration) (*x509.Certificate, *store.Certificate) {
+	t.Helper()
 	der := testpki.CSR(t, testpki.NewECKey(t, elliptic.P256()), pkix.Name{CommonName: user + " managementAttestation " + device}, "")
 	csr, err := x509.ParseCertificateRequest(der)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok, err := f.a.Prepare(t.Context(), &ca.Request{CSR: csr, IntegrationID: integrationID})
+	tok, err := f.a.Prepare(t.Context(), &ca.Request{CSR: csr, IntegrationID: integrationID, Validity: validity})
 	if err != nil {
 		t.Fatalf("Prepare() = %v", err)
 	}

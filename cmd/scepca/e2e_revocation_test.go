@@ -6,10 +6,12 @@ package main
 // of ours — and through the attestation verifier.
 
 import (
+	"crypto"
 	"crypto/x509"
 	"encoding/base64"
 	"fmt"
 	"io"
+	"math/big"
 	"net/http"
 	"net/url"
 	"os"
@@ -18,6 +20,9 @@ import (
 	"testing"
 
 	"github.com/scepca/scepca/attest"
+	"github.com/scepca/scepca/internal/cms"
+	"github.com/scepca/scepca/internal/scepclient"
+	"github.com/scepca/scepca/internal/testpki"
 	"github.com/scepca/scepca/store/bolt"
 )
 
@@ -203,4 +208,125 @@ func TestRevocationLifecycleOpenSSL(t *testing.T) {
 // hexadecimal, whole bytes.
 func opensslSerial(cert *x509.Certificate) string {
 	return fmt.Sprintf("%X", cert.SerialNumber.Bytes())
+}
+
+// revokeAPI posts a revocation (or hold) through the admin API.
+func revokeAPI(t *testing.T, s *testServer, serial *big.Int, action, body string) {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	resp := s.API(t, http.MethodPost, "/api/v1/certificates/"+opensslSerial(&x509.Certificate{SerialNumber: serial})+"/"+action, rd)
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("POST …/%s %s = %d %s", action, body, resp.StatusCode, b)
+	}
+}
+
+// getCRLSCEP asks for the CRL with a SCEP GetCRL message (Go client).
+func getCRLSCEP(t *testing.T, s *testServer, inter *x509.Certificate, serial *big.Int) []byte {
+	t.Helper()
+	certs, _ := getCACert(t, s.SCEPURL)
+	content, err := scepclient.IssuerAndSerial(inter, serial)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signerKey := testpki.NewRSAKey(t, 2048)
+	signer, err := scepclient.SelfSigned(signerKey, "SCEP SIGNER")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := (&scepclient.Client{URL: s.SCEPURL}).Do(t.Context(), &scepclient.Message{
+		Type: scepclient.TypeGetCRL, TransactionID: randomTransactionID(t),
+		Signer: signer, Key: signerKey, Recipient: scepclient.Recipient(certs), Content: content,
+		Params: cms.Params{ContentEncryption: cms.AES256CBC, KeyTransport: cms.RSAPKCS1v15},
+	})
+	if err != nil || r.Status != scepclient.StatusSuccess || len(r.CRLs) != 1 {
+		t.Fatalf("GetCRL = %+v, %v, want SUCCESS with a CRL", r, err)
+	}
+	return r.CRLs[0]
+}
+
+// TestRevocationAPIOpenSSL: certificates revoked, held and released
+// through the admin API of a running server (ECDSA CA) show at once —
+// without waiting for the CRL refresh — in openssl's OCSP and CRL checks,
+// in SCEP GetCRL and in the verifier.
+func TestRevocationAPIOpenSSL(t *testing.T) {
+	t.Parallel()
+	lookClient(t, "openssl")
+	s := startServer(t, "--key-type", "ecdsa", "--crl-refresh", "1h")
+	c := newRevocationClient(t, s)
+	inter := listCAs(t, s)["INTERMEDIATE"].Cert
+	dir := t.TempDir()
+	revoked, key, _ := enrollECDSA(t, s, dir, "frank managementAttestation REV2")
+	writePEMFile(t, filepath.Join(c.dir, "revoked.pem"), "CERTIFICATE", revoked.Raw)
+	held, _, _ := enrollECDSA(t, s, t.TempDir(), "gina managementAttestation REV3")
+	writePEMFile(t, filepath.Join(c.dir, "held.pem"), "CERTIFICATE", held.Raw)
+	wantContext(t, "verify(issued)", verifyWith(t, s, key, revoked, "REV2"), attest.ReasonManaged)
+	wantCRL(t, "issued", c.crl(t), opensslSerial(revoked), "")
+
+	revokeAPI(t, s, revoked.SerialNumber, "revoke", `{"reason": "keyCompromise"}`)
+	revokeAPI(t, s, held.SerialNumber, "revoke", `{"reason": 6}`)
+	wantOCSP(t, "revoked (POST)", c.ocsp(t, "revoked.pem"), "revoked.pem", "revoked", "keyCompromise")
+	wantOCSP(t, "revoked (GET)", c.ocspGET(t, "revoked.pem"), "revoked.pem", "revoked", "keyCompromise")
+	wantOCSP(t, "held", c.ocsp(t, "held.pem"), "held.pem", "revoked", "certificateHold")
+	text := c.crl(t)
+	wantCRL(t, "revoked", text, opensslSerial(revoked), "Key Compromise")
+	wantCRL(t, "held", text, opensslSerial(held), "Certificate Hold")
+	wantContext(t, "verify(revoked)", verifyWith(t, s, key, revoked, "REV2"), attest.ReasonCertRevoked)
+
+	// SCEP GetCRL answers the same cached CRL.
+	if err := os.WriteFile(filepath.Join(c.dir, "scep.crl"), getCRLSCEP(t, s, inter, revoked.SerialNumber), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, code := runClient(t, c.dir, lookClient(t, "cmp"), "x.crl", "scep.crl"); code != 0 {
+		t.Errorf("GetCRL and /crl/ differ: %s", out)
+	}
+
+	revokeAPI(t, s, held.SerialNumber, "unhold", "")
+	wantOCSP(t, "released", c.ocsp(t, "held.pem"), "held.pem", "good", "")
+	text = c.crl(t)
+	wantCRL(t, "released", text, opensslSerial(held), "")
+	wantCRL(t, "still revoked", text, opensslSerial(revoked), "Key Compromise")
+
+	// Refused requests answer problem documents through the server too.
+	for _, tc := range []struct {
+		method, path, body string
+		status             int
+	}{
+		{http.MethodPost, "/api/v1/certificates/" + opensslSerial(revoked) + "/revoke", `{"reason": 1}`, http.StatusConflict},
+		{http.MethodPost, "/api/v1/certificates/" + opensslSerial(held) + "/revoke", `{"reason": "removeFromCRL"}`, http.StatusBadRequest},
+		{http.MethodGet, "/api/v1/certificates?status=bogus", "", http.StatusBadRequest},
+		{http.MethodGet, "/api/v1/certificates/FFFF", "", http.StatusNotFound},
+		{http.MethodGet, "/crl/nope.crl", "", http.StatusNotFound},
+		{http.MethodPut, "/ocsp", "", http.StatusMethodNotAllowed},
+	} {
+		var rd io.Reader
+		if tc.body != "" {
+			rd = strings.NewReader(tc.body)
+		}
+		resp := s.API(t, tc.method, tc.path, rd)
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != tc.status || resp.Header.Get("Content-Type") != "application/problem+json" || !strings.Contains(string(b), `"status":`) {
+			t.Errorf("%s %s = %d %q %s, want %d with a problem document", tc.method, tc.path, resp.StatusCode, resp.Header.Get("Content-Type"), b, tc.status)
+		}
+	}
+
+	// The list pages with a Link header through the server.
+	resp := s.API(t, http.MethodGet, "/api/v1/certificates?limit=1", nil)
+	link := resp.Header.Get("Link")
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(link, "</api/v1/certificates?") || !strings.HasSuffix(link, `>; rel="next"`) {
+		t.Errorf("GET /api/v1/certificates?limit=1 = %d, Link %q, want a next link", resp.StatusCode, link)
+	}
+}
+
+// verifyWith attests deviceID with key and cert.
+func verifyWith(t *testing.T, s *testServer, key crypto.Signer, cert *x509.Certificate, deviceID string) *attest.DeviceContext {
+	t.Helper()
+	dc, err := attestClient(s).AttestDesktop(t.Context(), key, cert, deviceID, attest.PlatformWindows, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dc
 }

@@ -7,7 +7,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -246,15 +245,7 @@ func crlEntries(ctx context.Context, st interface {
 	slices.SortFunc(entries, func(x, y x509.RevocationListEntry) int { return x.SerialNumber.Cmp(y.SerialNumber) })
 	h := sha256.New()
 	for _, e := range entries {
-		b := e.SerialNumber.Bytes()
-		var buf [8]byte
-		binary.BigEndian.PutUint64(buf[:], uint64(len(b)))
-		h.Write(buf[:])
-		h.Write(b)
-		binary.BigEndian.PutUint64(buf[:], uint64(e.ReasonCode))
-		h.Write(buf[:])
-		binary.BigEndian.PutUint64(buf[:], uint64(e.RevocationTime.Unix()))
-		h.Write(buf[:])
+		fmt.Fprintf(h, "%x %d %d\n", e.SerialNumber, e.ReasonCode, e.RevocationTime.Unix())
 	}
 	var digest [sha256.Size]byte
 	h.Sum(digest[:0])

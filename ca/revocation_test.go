@@ -40,7 +40,7 @@ type revocationFixture struct {
 	recs  []*store.Certificate
 }
 
-func newRevocationFixture(t *testing.T, keyType string) *revocationFixture {
+func newRevocationFixture(t testing.TB, keyType string) *revocationFixture {
 	t.Helper()
 	db, err := bolt.Open(filepath.Join(t.TempDir(), "scepca.db"))
 	if err != nil {
@@ -318,4 +318,26 @@ func TestRevocationOCSPErrors(t *testing.T) {
 			t.Errorf("OCSP(%s) = %x, %v, want %x, %v", tc.name, got, err, tc.want, tc.wantErr)
 		}
 	}
+}
+
+// FuzzOCSP: any bytes get an OCSP answer (never a panic); those that do
+// not parse get malformedRequest.
+func FuzzOCSP(f *testing.F) {
+	fx := newRevocationFixture(f, KeyTypeRSA)
+	req, err := ocsp.CreateRequest(fx.certs[0], fx.a.Intermediate(), &ocsp.RequestOptions{Hash: crypto.SHA256})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(req)
+	f.Add([]byte{})
+	f.Add(ocsp.MalformedRequestErrorResponse)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		resp, err := fx.r.OCSP(t.Context(), b)
+		if len(resp) == 0 {
+			t.Fatalf("OCSP(%x) = no answer, %v", b, err)
+		}
+		if _, perr := ocsp.ParseRequest(b); perr != nil && !errors.Is(err, ErrOCSPMalformed) {
+			t.Fatalf("OCSP(%x) = %v for an unparsable request, want ErrOCSPMalformed", b, err)
+		}
+	})
 }

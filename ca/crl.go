@@ -2,6 +2,7 @@ package ca
 
 import (
 	"context"
+	"fmt"
 	"time"
 )
 
@@ -16,12 +17,17 @@ const reasonCertificateHold = 6
 // carry reason certificateHold). The server answers GetCRL and /crl/ from
 // a Revocation; this is for callers without one.
 func (a *Authority) CRL(ctx context.Context) ([]byte, error) {
+	id := a.IntermediateID()
+	cert, key, ok := a.Issuer(id)
+	if !ok {
+		return nil, fmt.Errorf("ca: crl %s: %w", id, ErrUnknownCA)
+	}
 	now := a.cfg.Now().UTC()
-	entries, _, err := crlEntries(ctx, a.st, a.interID, now)
+	entries, _, err := crlEntries(ctx, a.st, id, now)
 	if err != nil {
 		return nil, err
 	}
-	c, err := signCRL(a.inter, a.interKey, entries, now)
+	c, err := signCRL(cert, key, entries, now)
 	if err != nil {
 		return nil, err
 	}

@@ -330,3 +330,13 @@ func verifyWith(t *testing.T, s *testServer, key crypto.Signer, cert *x509.Certi
 	}
 	return dc
 }
+
+func TestServeCRLRefreshFlag(t *testing.T) {
+	t.Parallel()
+	for _, v := range []string{"2h", "10ms", "-1s"} {
+		err := run(t.Context(), []string{"serve", "--dev", "--data", t.TempDir(), "--listen", "127.0.0.1:0", "--crl-refresh", v}, testEnv(), &strings.Builder{}, &strings.Builder{})
+		if err == nil || !strings.Contains(err.Error(), "CRL refresh") {
+			t.Errorf("serve --crl-refresh %s = %v, want a CRL refresh error", v, err)
+		}
+	}
+}

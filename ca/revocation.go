@@ -211,36 +211,36 @@ func crlEntries(ctx context.Context, st interface {
 	ListCertificates(ctx context.Context, f store.CertFilter) ([]*store.Certificate, error)
 }, caID string, now time.Time,
 ) ([]x509.RevocationListEntry, [sha256.Size]byte, error) {
+	// One pass over the CA's certificates (a status filter would cost a
+	// pass per status).
+	certs, err := st.ListCertificates(ctx, store.CertFilter{CAID: caID})
+	if err != nil {
+		return nil, [sha256.Size]byte{}, fmt.Errorf("ca: crl %s: %w", caID, err)
+	}
 	var entries []x509.RevocationListEntry
-	for _, status := range []string{store.CertRevoked, store.CertOnHold} {
-		certs, err := st.ListCertificates(ctx, store.CertFilter{CAID: caID, Status: status})
+	for _, c := range certs {
+		if c.CAID != caID || c.Status != store.CertRevoked && c.Status != store.CertOnHold {
+			continue
+		}
+		// Keep the entry until one CRL validity after expiry, so that
+		// every CRL a relying party may use while the certificate is valid
+		// lists it (RFC 5280, Section 3.3).
+		if !c.NotAfter.IsZero() && now.After(c.NotAfter.Add(crlValidity)) {
+			continue
+		}
+		serial, err := ParseSerial(c.Serial)
 		if err != nil {
-			return nil, [sha256.Size]byte{}, fmt.Errorf("ca: crl %s: %w", caID, err)
+			return nil, [sha256.Size]byte{}, fmt.Errorf("ca: crl %s: stored serial %q: %w", caID, c.Serial, err)
 		}
-		for _, c := range certs {
-			if c.CAID != caID || c.Status != status {
-				continue
-			}
-			// Keep the entry until one CRL validity after expiry, so that
-			// every CRL a relying party may use while the certificate is
-			// valid lists it (RFC 5280, Section 3.3).
-			if !c.NotAfter.IsZero() && now.After(c.NotAfter.Add(crlValidity)) {
-				continue
-			}
-			serial, err := ParseSerial(c.Serial)
-			if err != nil {
-				return nil, [sha256.Size]byte{}, fmt.Errorf("ca: crl %s: stored serial %q: %w", caID, c.Serial, err)
-			}
-			reason := c.RevocationReason
-			if status == store.CertOnHold {
-				reason = reasonCertificateHold
-			}
-			at := c.RevokedAt
-			if at.IsZero() {
-				at = c.IssuedAt
-			}
-			entries = append(entries, x509.RevocationListEntry{SerialNumber: serial, RevocationTime: at.UTC().Truncate(time.Second), ReasonCode: reason})
+		reason := c.RevocationReason
+		if c.Status == store.CertOnHold {
+			reason = reasonCertificateHold
 		}
+		at := c.RevokedAt
+		if at.IsZero() {
+			at = c.IssuedAt
+		}
+		entries = append(entries, x509.RevocationListEntry{SerialNumber: serial, RevocationTime: at.UTC().Truncate(time.Second), ReasonCode: reason})
 	}
 	slices.SortFunc(entries, func(x, y x509.RevocationListEntry) int { return x.SerialNumber.Cmp(y.SerialNumber) })
 	h := sha256.New()

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/scepca/scepca/attest"
 	"github.com/scepca/scepca/store"
 )
 
@@ -18,6 +19,7 @@ type stores interface {
 	GetCA(ctx context.Context, id string) (*store.CA, error)
 	CreateCA(ctx context.Context, c *store.CA) error
 	DeleteCA(ctx context.Context, id string) error
+	deviceStores
 	certStores
 }
 
@@ -63,6 +65,7 @@ type API struct {
 	sealer    Sealer
 	intune    IntuneTester
 	attest    Attestation
+	lifecycle *attest.Lifecycle
 }
 
 // New validates cfg and returns the API.
@@ -93,6 +96,11 @@ func New(cfg Config) (*API, error) {
 	if a.audit == nil {
 		a.audit = slog.New(slog.DiscardHandler)
 	}
+	lc, err := attest.NewLifecycle(a.store, a.now, a.audit)
+	if err != nil {
+		return nil, err
+	}
+	a.lifecycle = lc
 	return a, nil
 }
 
@@ -106,6 +114,16 @@ func (a *API) Register(mux *http.ServeMux) {
 		"GET /api/v1/device-integrations/{id}":                         a.getIntegration,
 		"POST /api/v1/device-integrations/{id}/lifecycle/reset-secret": a.resetSecret,
 		"POST /api/v1/device-integrations/{id}/test":                   a.testIntegration,
+		"POST /api/v1/device-integrations/{id}/lifecycle/enable":       a.enableIntegration,
+		"POST /api/v1/device-integrations/{id}/lifecycle/disable":      a.disableIntegration,
+		"DELETE /api/v1/device-integrations/{id}":                      a.deleteIntegration,
+		"GET /api/v1/devices":                                          a.listDevices,
+		"GET /api/v1/devices/{id}":                                     a.getDevice,
+		"POST /api/v1/devices/{id}/lifecycle/suspend":                  a.deviceLifecycle(deviceSuspend),
+		"POST /api/v1/devices/{id}/lifecycle/unsuspend":                a.deviceLifecycle(deviceUnsuspend),
+		"POST /api/v1/devices/{id}/lifecycle/deactivate":               a.deviceLifecycle(deviceDeactivate),
+		"POST /api/v1/devices/{id}/lifecycle/activate":                 a.deviceLifecycle(deviceActivate),
+		"DELETE /api/v1/devices/{id}":                                  a.deviceLifecycle(deviceDelete),
 		"PUT /api/v1/device-integrations/{id}/intune":                  a.updateIntune,
 		"GET /api/v1/certificate-authorities":                          a.listCAs,
 		"GET /api/v1/certificate-authorities/{id}/cert":                a.getCACert,
@@ -115,8 +133,8 @@ func (a *API) Register(mux *http.ServeMux) {
 		"POST /api/v1/attestation/verify":                              a.attestationVerify,
 		"GET /api/v1/certificates":                                     a.listCertificates,
 		"GET /api/v1/certificates/{serial}":                            a.getCertificate,
-		"POST /api/v1/certificates/{serial}/revoke":                    a.revokeCertificate,
-		"POST /api/v1/certificates/{serial}/unhold":                    a.unholdCertificate,
+		"POST /api/v1/certificates/{serial}/revoke":                    a.postRevoke,
+		"POST /api/v1/certificates/{serial}/unhold":                    a.postUnhold,
 	}
 	for pattern, h := range routes {
 		mux.Handle(pattern, requireToken(a.tokens, a.wrap(h)))

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/scepca/scepca/attest"
 	"github.com/scepca/scepca/store"
@@ -105,8 +106,8 @@ func hintOrigin(supplied string) string {
 }
 
 // resetHint replaces a mobile integration's managementHint with a
-// generated one; the old hint stops working at once.
-func (a *API) resetHint(ctx context.Context, in *store.Integration) (*Integration, error) {
+// generated one; the old hint stops working at once, or after overlap.
+func (a *API) resetHint(ctx context.Context, in *store.Integration, overlap time.Duration) (*Integration, error) {
 	if a.sealer == nil {
 		return nil, errors.New("admin: resetting a managementHint needs the key-encryption key (Config.Sealer)")
 	}
@@ -114,16 +115,22 @@ func (a *API) resetHint(ctx context.Context, in *store.Integration) (*Integratio
 	if err != nil {
 		return nil, err
 	}
+	now := a.now().UTC()
+	in.PreviousHintCiphertext, in.PreviousHintUntil = nil, time.Time{}
+	if overlap > 0 {
+		in.PreviousHintCiphertext, in.PreviousHintUntil = in.HintCiphertext, now.Add(overlap)
+	}
 	if in.HintCiphertext, err = attest.SealHint(a.sealer, in.ID, hint); err != nil {
 		return nil, err
 	}
-	in.UpdatedAt = a.now().UTC()
+	in.UpdatedAt = now
 	if err := a.store.UpdateIntegration(ctx, in); err != nil {
 		return nil, fmt.Errorf("admin: reset secret: %w", err)
 	}
-	a.audit.InfoContext(ctx, "device.integration.reset_secret", "target", in.ID, "platform", in.Platform, "outcome", "success")
+	a.audit.InfoContext(ctx, "device.integration.reset_secret", "target", in.ID, "platform", in.Platform, "overlap_seconds", int64(overlap/time.Second), "outcome", "success")
 	out := a.view(in)
 	out.SecretKey = hint.Reveal()
+	out.PreviousSecretUntil = in.PreviousHintUntil
 	return out, nil
 }
 

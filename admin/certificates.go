@@ -293,9 +293,9 @@ func (a *API) RevokeCertificate(ctx context.Context, serial string, reason int) 
 	if err != nil {
 		return nil, err
 	}
-	status, event := store.CertRevoked, "certificate.revoke"
+	status := store.CertRevoked
 	if reason == reasonCertificateHold {
-		status, event = store.CertOnHold, "certificate.hold"
+		status = store.CertOnHold
 	}
 	switch {
 	case c.Status == store.CertRevoked:
@@ -303,17 +303,15 @@ func (a *API) RevokeCertificate(ctx context.Context, serial string, reason int) 
 	case c.Status == store.CertOnHold && status == store.CertOnHold:
 		return nil, problemf(http.StatusConflict, "certificate %s is already on hold", serial)
 	}
-	now := a.now().UTC()
-	err = a.store.UpdateCertificateStatus(ctx, serial, status, now, reason)
-	a.audit.InfoContext(ctx, event, "target", serial, "ca_id", c.CAID, "reason", reasonName(reason), "from", c.Status, "outcome", outcomeOf(err))
+	now, err := a.setCertificateStatus(ctx, c, status, reason, "api")
 	if err != nil {
-		return nil, fmt.Errorf("admin: revoke certificate %s: %w", serial, err)
+		return nil, err
 	}
 	c.Status, c.RevokedAt, c.RevocationReason = status, now, reason
 	return certView(c), nil
 }
 
-func (a *API) revokeCertificate(w http.ResponseWriter, r *http.Request) error {
+func (a *API) postRevoke(w http.ResponseWriter, r *http.Request) error {
 	serial, err := serialParam(r)
 	if err != nil {
 		return err
@@ -351,16 +349,14 @@ func (a *API) UnholdCertificate(ctx context.Context, serial string) (*Certificat
 	if dev != "" {
 		return nil, problemf(http.StatusConflict, "certificate %s is on hold because device %q is DEACTIVATED: activate the device to lift it", serial, dev)
 	}
-	err = a.store.UpdateCertificateStatus(ctx, serial, store.CertIssued, time.Time{}, 0)
-	a.audit.InfoContext(ctx, "certificate.unhold", "target", serial, "ca_id", c.CAID, "from", c.Status, "outcome", outcomeOf(err))
-	if err != nil {
-		return nil, fmt.Errorf("admin: unhold certificate %s: %w", serial, err)
+	if _, err := a.setCertificateStatus(ctx, c, store.CertIssued, 0, "api"); err != nil {
+		return nil, err
 	}
 	c.Status, c.RevokedAt, c.RevocationReason = store.CertIssued, time.Time{}, 0
 	return certView(c), nil
 }
 
-func (a *API) unholdCertificate(w http.ResponseWriter, r *http.Request) error {
+func (a *API) postUnhold(w http.ResponseWriter, r *http.Request) error {
 	serial, err := serialParam(r)
 	if err != nil {
 		return err
@@ -419,9 +415,31 @@ func decodeOptionalEmpty(r *http.Request) error {
 	return nil
 }
 
-func outcomeOf(err error) string {
-	if err != nil {
-		return "failure"
+// certificateEvents are the audit events of a status change, by new status.
+var certificateEvents = map[string]string{
+	store.CertRevoked: "certificate.revoke",
+	store.CertOnHold:  "certificate.hold",
+	store.CertIssued:  "certificate.unhold",
+}
+
+// setCertificateStatus sets c's status (REVOKED or ON_HOLD with reason,
+// or ISSUED to lift a hold) and audits it as certificate.revoke, .hold or
+// .unhold with the serial, CA, reason, cause (api, or what revoked it, e.g.
+// device.integration.delete) and previous status. It is the one place the
+// admin API changes a certificate's status; it returns the time it set.
+func (a *API) setCertificateStatus(ctx context.Context, c *store.Certificate, status string, reason int, cause string) (time.Time, error) {
+	at := a.now().UTC()
+	attrs := []any{"target", c.Serial, "ca_id", c.CAID}
+	if status == store.CertIssued {
+		at, reason = time.Time{}, 0
+	} else {
+		attrs = append(attrs, "reason", reasonName(reason))
 	}
-	return "success"
+	err := a.store.UpdateCertificateStatus(ctx, c.Serial, status, at, reason)
+	attrs = append(attrs, "cause", cause, "from", c.Status, "outcome", outcome(err))
+	a.audit.InfoContext(ctx, certificateEvents[status], attrs...)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("admin: set certificate %s %s: %w", c.Serial, status, err)
+	}
+	return at, nil
 }

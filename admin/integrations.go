@@ -76,10 +76,13 @@ type Integration struct {
 	// IOS and ANDROID: whether a plain managementHint is accepted.
 	AllowPlainHint bool `json:"allowPlainHint,omitempty"`
 
-	// SecretKey (STATIC) and Password (DYNAMIC) appear only in the response
-	// that creates or resets them.
+	// SecretKey (STATIC, IOS, ANDROID) and Password (DYNAMIC) appear only
+	// in the response that creates or resets them.
 	SecretKey string `json:"secretKey,omitempty"`
 	Password  string `json:"password,omitempty"`
+	// PreviousSecretUntil, in a reset-secret response with an overlap, is
+	// when the replaced secret stops working.
+	PreviousSecretUntil time.Time `json:"previousSecretUntil,omitzero"`
 }
 
 // Validate checks a creation request and fills defaults.
@@ -244,19 +247,33 @@ func (a *API) httpsOrLoopback() bool {
 	return u.Scheme == "http" && (u.Hostname() == "localhost" || (ip != nil && ip.IsLoopback()))
 }
 
-// ResetSecret replaces an integration's secret (static secret key or
-// challenge page password) and returns the new one, shown this once. The
-// old secret stops working at once.
-func (a *API) ResetSecret(ctx context.Context, id string) (*Integration, error) {
-	in, err := a.store.GetIntegration(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, problemf(http.StatusNotFound, "no integration %q", id)
+// MaxOverlap bounds a reset's overlap window: the replaced secret may keep
+// working for at most 7 days.
+const MaxOverlap = 7 * 24 * time.Hour
+
+// ResetSecretRequest is the optional body of reset-secret.
+type ResetSecretRequest struct {
+	// OverlapSeconds keeps the replaced secret working this long (at most
+	// MaxOverlap), so UEM profiles can be updated without failed
+	// enrollments or sign-ins; 0 (the default) ends it at once.
+	OverlapSeconds int64 `json:"overlapSeconds"`
+}
+
+// ResetSecret replaces an integration's secret (static secret key,
+// challenge page password or managementHint) and returns the new one,
+// shown this once. The old secret stops working at once, or after overlap
+// when overlap > 0; a reset replaces any earlier overlap, so at most two
+// secrets work at a time.
+func (a *API) ResetSecret(ctx context.Context, id string, overlap time.Duration) (*Integration, error) {
+	if overlap < 0 || overlap > MaxOverlap {
+		return nil, problemf(http.StatusBadRequest, "overlapSeconds must be between 0 and %d (7 days)", int64(MaxOverlap/time.Second))
 	}
+	in, err := a.integration(ctx, id)
 	if err != nil {
 		return nil, err
 	}
 	if isMobile(in.Platform) {
-		return a.resetHint(ctx, in)
+		return a.resetHint(ctx, in, overlap)
 	}
 	switch in.ChallengeType {
 	case store.ChallengeStatic, store.ChallengeDynamic:
@@ -267,22 +284,48 @@ func (a *API) ResetSecret(ctx context.Context, id string) (*Integration, error) 
 	if err != nil {
 		return nil, err
 	}
+	now := a.now().UTC()
+	in.PreviousSecretHash, in.PreviousSecretUntil = nil, time.Time{}
+	if overlap > 0 {
+		in.PreviousSecretHash, in.PreviousSecretUntil = in.SecretHash, now.Add(overlap)
+	}
 	in.SecretHash = hash
-	in.UpdatedAt = a.now().UTC()
+	in.UpdatedAt = now
 	if err := a.store.UpdateIntegration(ctx, in); err != nil {
 		return nil, fmt.Errorf("admin: reset secret: %w", err)
 	}
-	a.audit.InfoContext(ctx, "device.integration.reset_secret", "target", in.ID, "outcome", "success")
-	return a.withSecret(in, secret), nil
+	a.audit.InfoContext(ctx, "device.integration.reset_secret", "target", in.ID, "overlap_seconds", int64(overlap/time.Second), "outcome", "success")
+	out := a.withSecret(in, secret)
+	out.PreviousSecretUntil = in.PreviousSecretUntil
+	return out, nil
 }
 
 func (a *API) resetSecret(w http.ResponseWriter, r *http.Request) error {
-	out, err := a.ResetSecret(r.Context(), r.PathValue("id"))
+	var req ResetSecretRequest
+	if err := decodeOptionalJSON(r, &req); err != nil {
+		return err
+	}
+	if req.OverlapSeconds < 0 || req.OverlapSeconds > int64(MaxOverlap/time.Second) {
+		return problemf(http.StatusBadRequest, "overlapSeconds must be between 0 and %d (7 days)", int64(MaxOverlap/time.Second))
+	}
+	out, err := a.ResetSecret(r.Context(), r.PathValue("id"), time.Duration(req.OverlapSeconds)*time.Second)
 	if err != nil {
 		return err
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	return writeJSON(w, http.StatusOK, out)
+}
+
+// integration loads integration id for the API: 404 if absent or deleted.
+func (a *API) integration(ctx context.Context, id string) (*store.Integration, error) {
+	in, err := a.store.GetIntegration(ctx, id)
+	if errors.Is(err, store.ErrNotFound) || err == nil && in.Deleted() {
+		return nil, problemf(http.StatusNotFound, "no integration %q", id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return in, nil
 }
 
 // newID returns a random, URL-safe integration ID (80 bits).
@@ -364,16 +407,15 @@ func (a *API) listIntegrations(w http.ResponseWriter, r *http.Request) error {
 	}
 	out := make([]*Integration, 0, len(list))
 	for _, in := range list {
-		out = append(out, a.view(in))
+		if !in.Deleted() {
+			out = append(out, a.view(in))
+		}
 	}
 	return writeJSON(w, http.StatusOK, out)
 }
 
 func (a *API) getIntegration(w http.ResponseWriter, r *http.Request) error {
-	in, err := a.store.GetIntegration(r.Context(), r.PathValue("id"))
-	if errors.Is(err, store.ErrNotFound) {
-		return problemf(http.StatusNotFound, "no integration %q", r.PathValue("id"))
-	}
+	in, err := a.integration(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return err
 	}

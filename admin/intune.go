@@ -132,10 +132,7 @@ func intuneView(in *store.Integration) *IntuneView {
 // intuneIntegration loads an INTUNE integration: 404 if absent, 409 if of
 // another type.
 func (a *API) intuneIntegration(ctx context.Context, id string) (*store.Integration, error) {
-	in, err := a.store.GetIntegration(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, problemf(http.StatusNotFound, "no integration %q", id)
-	}
+	in, err := a.integration(ctx, id)
 	if err != nil {
 		return nil, err
 	}

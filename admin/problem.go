@@ -1,9 +1,11 @@
 package admin
 
 import (
+	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 
@@ -77,6 +79,20 @@ func decodeJSON(r *http.Request, v any) error {
 		return problemf(http.StatusBadRequest, "invalid JSON body: trailing data")
 	}
 	return nil
+}
+
+// decodeOptionalJSON is decodeJSON for a body that may be absent: an empty
+// body leaves v as it is.
+func decodeOptionalJSON(r *http.Request, v any) error {
+	br := bufio.NewReader(r.Body)
+	if _, err := br.Peek(1); errors.Is(err, io.EOF) {
+		return nil
+	}
+	r.Body = struct {
+		io.Reader
+		io.Closer
+	}{br, r.Body}
+	return decodeJSON(r, v)
 }
 
 func jsonErrorDetail(err error) string {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/scepca/scepca/attest"
 	"github.com/scepca/scepca/attest/client"
@@ -177,4 +178,44 @@ func TestMessage(t *testing.T) {
 	if got := fmt.Sprintf("%x", attest.MobileProof("key", "n0nce", "DEVICE-1")); got != want {
 		t.Errorf("MobileProof() = %s, want %s", got, want)
 	}
+}
+
+// TestVerifyMobileOverlapAndDeleted: after a reset with an overlap window
+// the replaced hint proves management until the window ends; a deleted
+// integration is unknown.
+func TestVerifyMobileOverlapAndDeleted(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, "")
+	const oldHint, newHint = attest.Hint("old-hint-12345"), attest.Hint("new-hint-67890")
+	f.mobileIntegration(t, "int-ios", store.PlatformIOS, newHint, true, true)
+	in, err := f.db.GetIntegration(t.Context(), "int-ios")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in.PreviousHintCiphertext, err = attest.SealHint(f.kek, in.ID, oldHint); err != nil {
+		t.Fatal(err)
+	}
+	in.PreviousHintUntil = f.clock.Now().Add(time.Minute)
+	if err := f.db.UpdateIntegration(t.Context(), in); err != nil {
+		t.Fatal(err)
+	}
+	proof := func(h attest.Hint, device string) *attest.VerifyRequest {
+		return client.SignMobile(h, "int-ios", f.nonce(t), device, attest.PlatformIOS)
+	}
+	plain := func(h attest.Hint, device string) *attest.VerifyRequest {
+		return &attest.VerifyRequest{Nonce: f.nonce(t), DeviceID: device, Platform: attest.PlatformIOS, IntegrationID: "int-ios", ManagementHint: h.Reveal()}
+	}
+	wantReason(t, "Verify(new hint, in the window)", f.verify(t, proof(newHint, "p1")), attest.ReasonManaged)
+	wantReason(t, "Verify(old hint, in the window)", f.verify(t, proof(oldHint, "p2")), attest.ReasonManaged)
+	wantReason(t, "Verify(old plain hint, in the window)", f.verify(t, plain(oldHint, "p3")), attest.ReasonManaged)
+	f.clock.Add(time.Minute)
+	wantReason(t, "Verify(old hint, after the window)", f.verify(t, proof(oldHint, "p2")), attest.ReasonHintMismatch)
+	wantReason(t, "Verify(old plain hint, after the window)", f.verify(t, plain(oldHint, "p3")), attest.ReasonHintMismatch)
+	wantReason(t, "Verify(new hint, after the window)", f.verify(t, proof(newHint, "p1")), attest.ReasonManaged)
+
+	in.DeletedAt = f.clock.Now()
+	if err := f.db.UpdateIntegration(t.Context(), in); err != nil {
+		t.Fatal(err)
+	}
+	wantReason(t, "Verify(deleted integration)", f.verify(t, proof(newHint, "p1")), attest.ReasonIntegrationUnknown)
 }

@@ -393,7 +393,7 @@ func (v *Verifier) recorded(dc *DeviceContext, p *Proof, dev *store.Device, bind
 func (v *Verifier) mobile(ctx context.Context, p *Proof, dc *DeviceContext, now time.Time) (*refusal, error) {
 	in, err := v.cfg.Integrations.GetIntegration(ctx, p.IntegrationID)
 	switch {
-	case errors.Is(err, store.ErrNotFound) || err == nil && in.Platform != p.Platform:
+	case errors.Is(err, store.ErrNotFound) || err == nil && (in.Platform != p.Platform || in.Deleted()):
 		return refuse(ReasonIntegrationUnknown, "there is no %s integration with that ID", p.Platform), nil
 	case err != nil:
 		return nil, fmt.Errorf("attest: integration %s: %w", p.IntegrationID, err)
@@ -405,18 +405,13 @@ func (v *Verifier) mobile(ctx context.Context, p *Proof, dc *DeviceContext, now 
 	if p.ManagementHint != "" && !in.AllowPlainHint {
 		return refuse(ReasonPlainHintNotAllowed, "this integration accepts only the HMAC proof, not the managementHint itself"), nil
 	}
-	hint, err := OpenHint(v.cfg.Hints, in)
+	hints, err := openHints(v.cfg.Hints, in, now)
 	if err != nil {
 		return nil, err
 	}
-	var ok bool
-	if p.HMAC != nil {
-		ok = hmac.Equal(MobileProof(hint, p.Nonce, p.DeviceID), p.HMAC)
-	} else {
-		// Hash both so the comparison takes the same time whatever the
-		// lengths.
-		want, got := sha256.Sum256([]byte(hint)), sha256.Sum256([]byte(p.ManagementHint))
-		ok = subtle.ConstantTimeCompare(want[:], got[:]) == 1
+	ok := false
+	for _, hint := range hints {
+		ok = matchHint(hint, p) || ok // every hint is checked: no early exit
 	}
 	if !ok {
 		return refuse(ReasonHintMismatch, "the proof does not match the integration's managementHint"), nil
@@ -429,6 +424,35 @@ func (v *Verifier) mobile(ctx context.Context, p *Proof, dc *DeviceContext, now 
 		Nonce:         p.Nonce,
 	})
 	return v.recorded(dc, p, dev, bind, err)
+}
+
+// openHints returns the hints in accepts at now: its current one and, while
+// the overlap window of its last reset lasts, the one that reset replaced.
+func openHints(o Opener, in *store.Integration, now time.Time) ([]Hint, error) {
+	hint, err := OpenHint(o, in)
+	if err != nil {
+		return nil, err
+	}
+	hints := []Hint{hint}
+	if len(in.PreviousHintCiphertext) > 0 && now.Before(in.PreviousHintUntil) {
+		prev, err := OpenHint(o, &store.Integration{ID: in.ID, HintCiphertext: in.PreviousHintCiphertext})
+		if err != nil {
+			return nil, err
+		}
+		hints = append(hints, prev)
+	}
+	return hints, nil
+}
+
+// matchHint reports whether p proves knowledge of hint, in constant time.
+func matchHint(hint Hint, p *Proof) bool {
+	if p.HMAC != nil {
+		return hmac.Equal(MobileProof(hint, p.Nonce, p.DeviceID), p.HMAC)
+	}
+	// Hash both so the comparison takes the same time whatever the
+	// lengths.
+	want, got := sha256.Sum256([]byte(hint)), sha256.Sum256([]byte(p.ManagementHint))
+	return subtle.ConstantTimeCompare(want[:], got[:]) == 1
 }
 
 // checkSignature verifies sig over msg with SHA-256 under pub for alg. An

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/scepca/scepca/store"
 )
@@ -103,4 +104,49 @@ func TestSecretRedacted(t *testing.T) {
 	if !strings.Contains(buf.String(), "REDACTED") {
 		t.Errorf("no REDACTED marker in %s", buf.String())
 	}
+}
+
+// TestStaticOverlap: after a reset with an overlap window the replaced
+// secret works until the window ends, then only the new one does.
+func TestStaticOverlap(t *testing.T) {
+	t.Parallel()
+	old, oldHash := newHashedSecret(t)
+	cur, curHash := newHashedSecret(t)
+	now := time.Date(2026, 5, 1, 9, 0, 0, 0, time.UTC)
+	until := now.Add(time.Hour)
+	integ := &store.Integration{ID: "i1", SecretHash: curHash, PreviousSecretHash: oldHash, PreviousSecretUntil: until}
+	for _, tc := range []struct {
+		name    string
+		pw      Secret
+		at      time.Time
+		wantErr error
+	}{
+		{"new secret in the window", cur, now, nil},
+		{"old secret in the window", old, now, nil},
+		{"old secret at the window's end", old, until, ErrInvalid},
+		{"old secret after the window", old, until.Add(time.Second), ErrInvalid},
+		{"new secret after the window", cur, until.Add(time.Second), nil},
+		{"another secret", "not-the-secret", now, ErrInvalid},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			err := Static{Now: func() time.Time { return tc.at }}.Validate(t.Context(), Request{Integration: integ, Password: tc.pw})
+			if !errors.Is(err, tc.wantErr) || (tc.wantErr == nil) != (err == nil) {
+				t.Errorf("Validate(%s) = %v, want %v", tc.name, err, tc.wantErr)
+			}
+		})
+	}
+}
+
+func newHashedSecret(t *testing.T) (Secret, []byte) {
+	t.Helper()
+	s, err := GenerateSecret(SecretLength)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := HashSecret(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, h
 }

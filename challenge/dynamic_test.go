@@ -403,3 +403,38 @@ func FuzzChallengePage(f *testing.F) {
 		}
 	})
 }
+
+// TestChallengePageOverlapAndDeleted: after a reset with an overlap window
+// the replaced page password logs in until the window ends; a deleted
+// integration answers the permission page.
+func TestChallengePageOverlapAndDeleted(t *testing.T) {
+	t.Parallel()
+	var old Secret
+	f := newDynamicFixture(t, nil)
+	old = f.pass
+	f.integ.PreviousSecretHash = f.integ.SecretHash
+	f.integ.PreviousSecretUntil = f.clock.Now().Add(10 * time.Minute)
+	f.pass, f.integ.SecretHash = newHashedSecret(t)
+	if err := f.st.UpdateIntegration(t.Context(), f.integ); err != nil {
+		t.Fatal(err)
+	}
+	for _, pass := range []Secret{f.pass, old} {
+		if _, err := ndesclient.ParsePage(f.fetch(t, http.MethodGet, "192.0.2.1", f.integ.Username, pass).Body.Bytes()); err != nil {
+			t.Errorf("fetch in the overlap window = %v, want a challenge", err)
+		}
+	}
+	f.clock.Advance(10 * time.Minute)
+	if w := f.fetch(t, http.MethodGet, "192.0.2.1", f.integ.Username, old); w.Code != http.StatusUnauthorized {
+		t.Errorf("fetch with the old password after the window = %d, want 401", w.Code)
+	}
+	f.mint(t)
+
+	f.integ.DeletedAt = f.clock.Now()
+	if err := f.st.UpdateIntegration(t.Context(), f.integ); err != nil {
+		t.Fatal(err)
+	}
+	w := f.fetch(t, http.MethodGet, "192.0.2.1", f.integ.Username, f.pass)
+	if _, err := ndesclient.ParsePage(w.Body.Bytes()); !errors.Is(err, ndesclient.ErrPermission) {
+		t.Errorf("deleted integration page = %v, want the permission page", err)
+	}
+}

@@ -39,8 +39,9 @@ const (
 )
 
 // ServeHTTP serves the NDES-compatible challenge page: HTTP Basic with the
-// integration's username and password (compared in constant time), then a
-// fresh one-time challenge. Failed logins are throttled per source address.
+// integration's username and password (compared in constant time; after a
+// reset with an overlap window the replaced password too, until the window
+// ends), then a fresh one-time challenge. Failed logins are throttled per source address.
 func (d *Dynamic) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	id := r.PathValue("id")
@@ -57,7 +58,7 @@ func (d *Dynamic) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	integ, err := d.store.GetIntegration(ctx, id)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && integ.ChallengeType != store.ChallengeDynamic) {
+	if errors.Is(err, store.ErrNotFound) || (err == nil && (integ.ChallengeType != store.ChallengeDynamic || integ.Deleted())) {
 		d.writePage(w, nil, permissionBody)
 		audit("unknown_integration")
 		return
@@ -76,7 +77,7 @@ func (d *Dynamic) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	userOK := subtle.ConstantTimeCompare([]byte(user), []byte(integ.Username))
-	passOK := CheckSecret(integ.SecretHash, Secret(pass))
+	passOK := CheckIntegrationSecret(integ, Secret(pass), d.now())
 	if userOK != 1 || !passOK || integ.Username == "" {
 		d.throttle.Fail(source)
 		d.observe(EventRejected, "bad_credentials")

@@ -7,6 +7,9 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"time"
+
+	"github.com/scepca/scepca/store"
 )
 
 // Alphabet is PrintableString-safe (X.680) and free of the characters
@@ -88,4 +91,16 @@ func mac(salt []byte, s Secret) []byte {
 	m := hmac.New(sha256.New, salt)
 	m.Write([]byte(s))
 	return m.Sum(nil)
+}
+
+// CheckIntegrationSecret reports whether s is integ's secret (the static
+// secret, or the dynamic challenge page's password): its current one, or
+// the one a reset replaced while the reset's overlap window lasts (before
+// PreviousSecretUntil). Both hashes are checked whatever the outcome, so
+// the time taken does not tell which one matched; each comparison is
+// constant-time in the secret.
+func CheckIntegrationSecret(integ *store.Integration, s Secret, now time.Time) bool {
+	current := CheckSecret(integ.SecretHash, s)
+	previous := len(integ.PreviousSecretHash) > 0 && CheckSecret(integ.PreviousSecretHash, s)
+	return current || previous && now.Before(integ.PreviousSecretUntil)
 }

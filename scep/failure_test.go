@@ -11,6 +11,7 @@ import (
 	"math/big"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/smallstep/pkcs7"
 
@@ -231,6 +232,14 @@ func TestFailures(t *testing.T) {
 		{
 			name: "disabled integration",
 			edit: func(in *store.Integration) { in.Enabled = false },
+			build: func(t *testing.T, e *endpoint) (*scepclient.Message, []byte) {
+				return e.message(t), nil
+			},
+			want: scep.BadRequest,
+		},
+		{
+			name: "deleted integration",
+			edit: func(in *store.Integration) { in.DeletedAt = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC) },
 			build: func(t *testing.T, e *endpoint) (*scepclient.Message, []byte) {
 				return e.message(t), nil
 			},

@@ -82,6 +82,11 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) error {
 	}
 	op := r.URL.Query().Get("operation")
 	reqlog.Add(ctx, slog.String(reqlog.KeyOperation, op))
+	if integ.Deleted() && op != "PKIOperation" {
+		// A deleted integration's endpoint is gone, but a client still
+		// enrolling gets a signed FAILURE (badRequest), not a bare 404.
+		return &httpError{status: http.StatusNotFound, msg: "unknown SCEP endpoint"}
+	}
 	switch op {
 	case "":
 		// Reachability probes (Workspace ONE's TEST CONNECTION) see no error.

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/smallstep/pkcs7"
@@ -311,6 +312,7 @@ func TestHTTPSurface(t *testing.T) {
 	f := newFixture(t)
 	e := f.addEndpoint(t)
 	ios := f.addEndpoint(t, func(in *store.Integration) { in.Platform = store.PlatformIOS })
+	deleted := f.addEndpoint(t, func(in *store.Integration) { in.DeletedAt = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC) })
 	tests := []struct {
 		name       string
 		url        string
@@ -331,6 +333,9 @@ func TestHTTPSurface(t *testing.T) {
 		{"unknown integration", f.srv.URL + "/scep/nope", "operation=GetCACaps", http.StatusNotFound, "text/plain; charset=utf-8", "unknown SCEP endpoint"},
 		{"unknown integration bare", f.srv.URL + "/scep/nope/pkiclient.exe", "", http.StatusNotFound, "text/plain; charset=utf-8", ""},
 		{"non-desktop integration", ios.url, "operation=GetCACaps", http.StatusNotFound, "text/plain; charset=utf-8", ""},
+		{"deleted integration GetCACaps", deleted.url, "operation=GetCACaps", http.StatusNotFound, "text/plain; charset=utf-8", "unknown SCEP endpoint"},
+		{"deleted integration GetCACert", deleted.url, "operation=GetCACert", http.StatusNotFound, "text/plain; charset=utf-8", "unknown SCEP endpoint"},
+		{"deleted integration bare", deleted.url, "", http.StatusNotFound, "text/plain; charset=utf-8", ""},
 		{"PKIOperation without message", e.url, "operation=PKIOperation", http.StatusBadRequest, "text/plain; charset=utf-8", ""},
 	}
 	for _, tc := range tests {

@@ -189,6 +189,9 @@ func (s *Service) handle(ctx context.Context, integ *store.Integration, msg *PKI
 	if _, ok := msg.SignerCert.PublicKey.(*rsa.PublicKey); !ok {
 		return reply{}, fail(BadAlg, "signer_key_not_rsa", fmt.Errorf("signer key %T", msg.SignerCert.PublicKey))
 	}
+	if integ.Deleted() {
+		return reply{}, fail(BadRequest, "integration_deleted", nil)
+	}
 	if !integ.Enabled {
 		return reply{}, fail(BadRequest, "integration_disabled", nil)
 	}

@@ -54,6 +54,16 @@ type Integration struct {
 	// SecretHash is the salted hash of the static challenge secret
 	// (see challenge.HashSecret); the secret itself is never stored.
 	SecretHash []byte `json:"secretHash,omitempty"`
+	// PreviousSecretHash is the hash of the secret a reset replaced, still
+	// accepted before PreviousSecretUntil (a reset with an overlap window,
+	// so UEM profiles can be updated without failed enrollments).
+	PreviousSecretHash  []byte    `json:"previousSecretHash,omitempty"`
+	PreviousSecretUntil time.Time `json:"previousSecretUntil,omitzero"`
+
+	// DeletedAt marks a deleted integration: a tombstone kept so that its
+	// SCEP endpoint refuses enrollments with a signed FAILURE and its
+	// certificates keep naming it. The admin API shows it no more.
+	DeletedAt time.Time `json:"deletedAt,omitzero"`
 
 	// CAChain selects the GetCACert answer: CAChainIssuer (default) or CAChainIssuerAndChain.
 	CAChain string `json:"caChain,omitempty"`
@@ -102,7 +112,14 @@ type Integration struct {
 	// also accepts the hint presented in the clear.
 	HintCiphertext []byte `json:"hintCiphertext,omitempty"`
 	AllowPlainHint bool   `json:"allowPlainHint,omitempty"`
+	// PreviousHintCiphertext is the hint a reset replaced, sealed the same
+	// way, still accepted before PreviousHintUntil.
+	PreviousHintCiphertext []byte    `json:"previousHintCiphertext,omitempty"`
+	PreviousHintUntil      time.Time `json:"previousHintUntil,omitzero"`
 }
+
+// Deleted reports whether the integration is a tombstone (DeletedAt set).
+func (in *Integration) Deleted() bool { return !in.DeletedAt.IsZero() }
 
 // Certificate status values.
 const (

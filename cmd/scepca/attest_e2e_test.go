@@ -253,8 +253,9 @@ func TestAttestNonceAcrossRestart(t *testing.T) {
 }
 
 // TestAttestLifecycleStates is PROTOCOLS.md §5 item 19's lifecycle, end to
-// end. There is no lifecycle API yet (issue 7 adds it), so each state is
-// set through attest.Lifecycle on the store while the server is stopped.
+// end, with each state set through attest.Lifecycle on the store while the
+// server is stopped and across restarts; TestCLIDevices drives the same
+// changes through the admin API.
 func TestAttestLifecycleStates(t *testing.T) {
 	t.Parallel()
 	data := t.TempDir()

@@ -23,7 +23,6 @@ import (
 	"github.com/scepca/scepca/internal/cms"
 	"github.com/scepca/scepca/internal/scepclient"
 	"github.com/scepca/scepca/internal/testpki"
-	"github.com/scepca/scepca/store/bolt"
 )
 
 // revocationClient checks a server's OCSP responder and CRL with openssl
@@ -135,30 +134,22 @@ func wantCRL(t *testing.T, what, out, serial, reason string) {
 	}
 }
 
-// TestRevocationLifecycleOpenSSL: a device deactivated through
-// attest.Lifecycle has its certificate on hold — openssl ocsp says revoked
-// (certificateHold), openssl crl lists it, the verifier says CERT_ON_HOLD —
-// and reactivated it is good again everywhere.
+// TestRevocationLifecycleOpenSSL: a device deactivated through the devices
+// API has its certificate on hold — openssl ocsp says revoked
+// (certificateHold), openssl crl lists it at once (the CRL refresh is an
+// hour: the change itself regenerates it), the verifier says CERT_ON_HOLD
+// — and reactivated it is good again everywhere.
 func TestRevocationLifecycleOpenSSL(t *testing.T) {
 	t.Parallel()
 	lookClient(t, "scepclient")
 	lookClient(t, "openssl")
-	data := t.TempDir()
-	s := startServer(t, "--data", data)
+	s := startServer(t, "--crl-refresh", "1h")
 	dir := t.TempDir()
 	cert := enrollScepclient(t, dir, scepclientRun{URL: s.SCEPURL, Challenge: s.Secret, CN: "erin managementAttestation REV1", Fingerprint: sha256Hex(listCAs(t, s)["INTERMEDIATE"].Cert)})
 	certPath := filepath.Join(dir, "cert.pem")
 	key := readPrivateKey(t, filepath.Join(dir, "key.pem"))
 	serial := opensslSerial(cert)
-	attestOnce := func(s *testServer) *attest.DeviceContext {
-		t.Helper()
-		dc, err := attestClient(s).AttestDesktop(t.Context(), key, cert, "REV1", attest.PlatformMacOS, "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return dc
-	}
-	wantContext(t, "verify(ACTIVE)", attestOnce(s), attest.ReasonManaged)
+	wantContext(t, "verify(ACTIVE)", verifyWith(t, s, key, cert, "REV1"), attest.ReasonManaged)
 
 	c := newRevocationClient(t, s)
 	wantOCSP(t, "issued (POST)", c.ocsp(t, certPath), certPath, "good", "")
@@ -166,41 +157,24 @@ func TestRevocationLifecycleOpenSSL(t *testing.T) {
 	wantCRL(t, "issued", c.crl(t), serial, "")
 
 	for _, step := range []struct {
-		name     string
-		change   func(*attest.Lifecycle) error
+		action   string
 		status   string
 		reason   string
 		crl      string
 		attested string
 	}{
-		{"deactivate", func(l *attest.Lifecycle) error { _, err := l.Deactivate(t.Context(), "REV1"); return err }, "revoked", "certificateHold", "Certificate Hold", attest.ReasonCertOnHold},
-		{"activate", func(l *attest.Lifecycle) error { _, err := l.Activate(t.Context(), "REV1"); return err }, "good", "", "", attest.ReasonManaged},
+		{"deactivate", "revoked", "certificateHold", "Certificate Hold", attest.ReasonCertOnHold},
+		{"activate", "good", "", "", attest.ReasonManaged},
 	} {
-		// The device API is another part of issue 7: change the
-		// lifecycle on the stopped server's store.
-		if err := s.Stop(); err != nil {
-			t.Fatal(err)
+		resp := s.API(t, http.MethodPost, "/api/v1/devices/REV1/lifecycle/"+step.action, nil)
+		if resp.StatusCode != http.StatusOK {
+			b, _ := io.ReadAll(resp.Body)
+			t.Fatalf("POST …/lifecycle/%s = %d %s", step.action, resp.StatusCode, b)
 		}
-		db, err := bolt.Open(filepath.Join(data, "scepca.db"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		l, err := attest.NewLifecycle(db, nil, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := step.change(l); err != nil {
-			t.Fatalf("%s: %v", step.name, err)
-		}
-		if err := db.Close(); err != nil {
-			t.Fatal(err)
-		}
-		s = startServer(t, "--data", data)
-		c.s = s
-		wantOCSP(t, step.name+" (POST)", c.ocsp(t, certPath), certPath, step.status, step.reason)
-		wantOCSP(t, step.name+" (GET)", c.ocspGET(t, certPath), certPath, step.status, step.reason)
-		wantCRL(t, step.name, c.crl(t), serial, step.crl)
-		wantContext(t, "verify(after "+step.name+")", attestOnce(s), step.attested)
+		wantOCSP(t, step.action+" (POST)", c.ocsp(t, certPath), certPath, step.status, step.reason)
+		wantOCSP(t, step.action+" (GET)", c.ocspGET(t, certPath), certPath, step.status, step.reason)
+		wantCRL(t, step.action, c.crl(t), serial, step.crl)
+		wantContext(t, "verify(after "+step.action+")", verifyWith(t, s, key, cert, "REV1"), step.attested)
 	}
 }
 

@@ -38,12 +38,15 @@ type command struct {
 
 func commands() map[string]command {
 	return map[string]command{
-		"serve":   {"run the SCEP CA and its APIs", runServe},
-		"init":    {"create the root and intermediate CA in the data directory", runInit},
-		"ca":      {"export or remove the root key (keep the root offline)", runCA},
-		"bench":   {"measure SCEP enrollment throughput on loopback", runBench},
-		"attest":  {"act as a device: prove management to the verifier, print the device context", runAttest},
-		"version": {"print the version", runVersion},
+		"serve":  {"run the SCEP CA and its APIs", runServe},
+		"init":   {"create the root and intermediate CA in the data directory", runInit},
+		"ca":     {"export or remove the root key (keep the root offline)", runCA},
+		"bench":  {"measure SCEP enrollment throughput on loopback", runBench},
+		"attest": {"act as a device: prove management to the verifier, print the device context", runAttest},
+		// Admin API clients (client.go).
+		"integrations": {"manage device integrations through the admin API", apiGroup("integrations", integrationCommands)},
+		"devices":      {"list devices and change their lifecycle through the admin API", apiGroup("devices", deviceCommands)},
+		"version":      {"print the version", runVersion},
 	}
 }
 
@@ -72,7 +75,7 @@ func usage(w io.Writer, cmds map[string]command) {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		fmt.Fprintf(w, "  %-8s %s\n", n, cmds[n].summary)
+		fmt.Fprintf(w, "  %-12s %s\n", n, cmds[n].summary)
 	}
 	fmt.Fprintln(w, "\nRun 'scepca <command> -h' for its flags. Every flag can also be set as SCEPCA_<FLAG> (e.g. SCEPCA_PUBLIC_URL); flags win.")
 }

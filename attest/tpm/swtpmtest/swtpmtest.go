@@ -3,6 +3,7 @@
 package swtpmtest
 
 import (
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -54,7 +55,11 @@ func Start(t testing.TB) string {
 		_ = out.Close()
 	})
 	for deadline := time.Now().Add(10 * time.Second); ; {
-		if fi, err := os.Stat(sock); err == nil && fi.Mode()&os.ModeSocket != 0 {
+		// The socket file appears at bind, before swtpm listens: only a
+		// connection that is accepted says it is ready (a bare existence
+		// check was refused under load).
+		if c, err := net.Dial("unix", sock); err == nil {
+			_ = c.Close()
 			return sock
 		}
 		select {
@@ -64,7 +69,7 @@ func Start(t testing.TB) string {
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("swtpm did not create its socket within 10s")
+			t.Fatal("swtpm did not accept on its socket within 10s")
 		}
 	}
 }

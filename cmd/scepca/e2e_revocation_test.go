@@ -23,6 +23,7 @@ import (
 	"github.com/scepca/scepca/internal/cms"
 	"github.com/scepca/scepca/internal/scepclient"
 	"github.com/scepca/scepca/internal/testpki"
+	"github.com/scepca/scepca/store"
 )
 
 // revocationClient checks a server's OCSP responder and CRL with openssl
@@ -313,4 +314,72 @@ func TestServeCRLRefreshFlag(t *testing.T) {
 			t.Errorf("serve --crl-refresh %s = %v, want a CRL refresh error", v, err)
 		}
 	}
+}
+
+// TestCLICertificates drives `scepca certificates` against a server: list
+// with filters and pages, get, revoke (the reason is required), hold and
+// unhold, each seen by openssl ocsp.
+func TestCLICertificates(t *testing.T) {
+	t.Parallel()
+	lookClient(t, "openssl")
+	s := startServer(t)
+	c := newRevocationClient(t, s)
+	first, _, _ := enrollECDSA(t, s, t.TempDir(), "hana managementAttestation CLI-1")
+	second, _, _ := enrollECDSA(t, s, t.TempDir(), "ivan managementAttestation CLI-2")
+	s1, s2 := opensslSerial(first), opensslSerial(second)
+	writePEMFile(t, filepath.Join(c.dir, "first.pem"), "CERTIFICATE", first.Raw)
+	writePEMFile(t, filepath.Join(c.dir, "second.pem"), "CERTIFICATE", second.Raw)
+
+	type cert struct {
+		Serial, Status, RevocationReason, User, PEM string
+	}
+	serials := func(list []cert) string {
+		var out []string
+		for _, c := range list {
+			out = append(out, c.Serial)
+		}
+		return strings.Join(out, ",")
+	}
+	canon := func(c *x509.Certificate) string { return strings.ToUpper(c.SerialNumber.Text(16)) }
+	both := canon(second) + "," + canon(first)
+	if got := serials(cliJSON[[]cert](t, s, "certificates", "list")); got != both {
+		t.Errorf("certificates list = %s, want %s (newest first)", got, both)
+	}
+	page := cli(t, s, "certificates", "list", "--limit", "1")
+	if page.err != nil || !strings.Contains(page.stderr, "more certificates: add --cursor ") {
+		t.Errorf("certificates list --limit 1 = %v\nstderr: %s", page.err, page.stderr)
+	}
+	if got := serials(cliJSON[[]cert](t, s, "certificates", "list", "--limit", "1", "--all")); got != both {
+		t.Errorf("certificates list --all = %s, want %s", got, both)
+	}
+	if got := serials(cliJSON[[]cert](t, s, "certificates", "list", "--user", "hana", "--status", "ISSUED")); got != canon(first) {
+		t.Errorf("certificates list --user hana = %s", got)
+	}
+	if r := cli(t, s, "certificates", "list", "--output", "table", "--device", "CLI-2"); r.err != nil || !strings.HasPrefix(r.stdout, "SERIAL ") || strings.Count(r.stdout, "\n") != 2 {
+		t.Errorf("certificates list --output table --device = %v\n%s", r.err, r.stdout)
+	}
+	if got := cliJSON[cert](t, s, "certificates", "get", s1); got.Serial != canon(first) || !strings.HasPrefix(got.PEM, "-----BEGIN CERTIFICATE-----") {
+		t.Errorf("certificates get = %+v", got)
+	}
+
+	cliFails(t, s, "reason is required", "certificates", "revoke", s1)
+	cliFails(t, s, "unhold", "certificates", "revoke", "--reason", "removeFromCRL", s1)
+	if got := cliJSON[cert](t, s, "certificates", "revoke", "--reason", "keyCompromise", s1); got.Status != store.CertRevoked || got.RevocationReason != "keyCompromise" {
+		t.Errorf("certificates revoke = %+v", got)
+	}
+	wantOCSP(t, "revoked by the CLI", c.ocsp(t, "first.pem"), "first.pem", "revoked", "keyCompromise")
+	cliFails(t, s, "already revoked", "certificates", "revoke", "--reason", "1", s1)
+
+	if got := cliJSON[cert](t, s, "certificates", "hold", s2); got.Status != store.CertOnHold {
+		t.Errorf("certificates hold = %+v", got)
+	}
+	wantOCSP(t, "held by the CLI", c.ocsp(t, "second.pem"), "second.pem", "revoked", "certificateHold")
+	if got := cliJSON[cert](t, s, "certificates", "unhold", s2); got.Status != store.CertIssued {
+		t.Errorf("certificates unhold = %+v", got)
+	}
+	wantOCSP(t, "released by the CLI", c.ocsp(t, "second.pem"), "second.pem", "good", "")
+	if got := cliJSON[cert](t, s, "certificates", "revoke", "--reason", "4", s2); got.RevocationReason != "superseded" {
+		t.Errorf("certificates revoke --reason 4 = %+v", got)
+	}
+	cliFails(t, s, "no certificate with serial", "certificates", "get", "ABCDEF")
 }

@@ -21,6 +21,8 @@ type stores interface {
 	DeleteCA(ctx context.Context, id string) error
 	deviceStores
 	certStores
+	store.TokenStore
+	ListEvents(ctx context.Context, f store.EventFilter) ([]*store.Event, error)
 }
 
 // Config configures the admin API.
@@ -29,7 +31,8 @@ type Config struct {
 	// PublicURL is the externally reachable base URL (scheme://host[:port]),
 	// from which SCEP URLs are built.
 	PublicURL string
-	// TokenHashes are the SHA-256 hashes of the accepted admin tokens.
+	// TokenHashes are the SHA-256 hashes of the bootstrap admin tokens
+	// (ADMIN scope); API tokens come from the store.
 	TokenHashes [][]byte
 	Now         func() time.Time
 	// Audit receives one event per administrative change.
@@ -45,6 +48,10 @@ type Config struct {
 	// Attestation serves /api/v1/attestation/* and is told when trust
 	// changes (attestation.go); without it those routes answer 503.
 	Attestation Attestation
+
+	// TokenCacheTTL is how long a validated API token is trusted without
+	// reading the store; default DefaultTokenCacheTTL.
+	TokenCacheTTL time.Duration
 }
 
 // Sealer encrypts and decrypts small secrets with AES-GCM; aad binds a
@@ -58,7 +65,7 @@ type Sealer interface {
 type API struct {
 	store     stores
 	publicURL string
-	tokens    [][]byte
+	auth      *authenticator
 	now       func() time.Time
 	audit     *slog.Logger
 	dev       bool
@@ -79,7 +86,6 @@ func New(cfg Config) (*API, error) {
 	a := &API{
 		store:     cfg.Store,
 		publicURL: strings.TrimRight(cfg.PublicURL, "/"),
-		tokens:    cfg.TokenHashes,
 		now:       cfg.Now,
 		audit:     cfg.Audit,
 		dev:       cfg.Dev,
@@ -101,12 +107,17 @@ func New(cfg Config) (*API, error) {
 		return nil, err
 	}
 	a.lifecycle = lc
+	a.auth = &authenticator{bootstrap: cfg.TokenHashes, tokens: cfg.Store, now: a.now, ttl: cfg.TokenCacheTTL, cache: map[string]cachedToken{}}
+	if a.auth.ttl <= 0 {
+		a.auth.ttl = DefaultTokenCacheTTL
+	}
 	return a, nil
 }
 
 type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 
-// Register adds the API routes to mux, each behind the bearer-token check.
+// Register adds the API routes to mux, each behind the bearer-token check:
+// a route needs an ADMIN token unless verifyRoutes lets VERIFY tokens in.
 func (a *API) Register(mux *http.ServeMux) {
 	routes := map[string]handlerFunc{
 		"POST /api/v1/device-integrations":                             a.createIntegration,
@@ -135,12 +146,26 @@ func (a *API) Register(mux *http.ServeMux) {
 		"GET /api/v1/certificates/{serial}":                            a.getCertificate,
 		"POST /api/v1/certificates/{serial}/revoke":                    a.postRevoke,
 		"POST /api/v1/certificates/{serial}/unhold":                    a.postUnhold,
+		"GET /api/v1/logs":                                             a.listLogs,
+		"POST /api/v1/tokens":                                          a.createToken,
+		"GET /api/v1/tokens":                                           a.listTokens,
+		"DELETE /api/v1/tokens/{id}":                                   a.deleteToken,
+	}
+	// verifyRoutes are the routes a VERIFY token reaches (the verifier);
+	// every other route, and any route added above, needs ADMIN.
+	verifyRoutes := map[string]bool{
+		"POST /api/v1/attestation/nonces": true,
+		"POST /api/v1/attestation/verify": true,
 	}
 	for pattern, h := range routes {
-		mux.Handle(pattern, requireToken(a.tokens, a.wrap(h)))
+		scopes := []string{store.ScopeAdmin}
+		if verifyRoutes[pattern] {
+			scopes = append(scopes, store.ScopeVerify)
+		}
+		mux.Handle(pattern, a.authorize(scopes, a.wrap(h)))
 	}
 	// Anything else under /api/ is a JSON 404, not the mux's text one.
-	mux.Handle("/api/", requireToken(a.tokens, a.wrap(func(w http.ResponseWriter, r *http.Request) error {
+	mux.Handle("/api/", a.authorize([]string{store.ScopeAdmin}, a.wrap(func(w http.ResponseWriter, r *http.Request) error {
 		return problemf(http.StatusNotFound, "no such API route: %s %s", r.Method, r.URL.Path)
 	})))
 }

@@ -47,8 +47,12 @@ func (d *Dynamic) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	source := sourceAddr(r)
 	reqlog.Add(ctx, slog.String(reqlog.KeyIntegrationID, id), slog.String(reqlog.KeyOperation, "challenge"))
-	audit := func(outcome string) {
-		d.audit.InfoContext(ctx, "challenge.fetch", "target", id, "remote", source, "outcome", outcome)
+	audit := func(result string) {
+		outcome := "failure"
+		if result == "minted" {
+			outcome = "success"
+		}
+		d.audit.InfoContext(ctx, "challenge.fetch", "target", id, "remote", source, "result", result, "outcome", outcome)
 	}
 	if wait, blocked := d.throttle.Blocked(source); blocked {
 		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))

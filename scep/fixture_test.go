@@ -13,6 +13,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -105,6 +106,7 @@ type endpoint struct {
 type fixtureConfig struct {
 	keyType string
 	integ   []func(*store.Integration)
+	audit   func(*bolt.DB) *slog.Logger // the service's audit logger over the fixture's store
 }
 
 // fixtureOption overrides a default of newFixture / newEndpoint.
@@ -150,6 +152,7 @@ func newFixture(tb testing.TB, opts ...fixtureOption) *fixture {
 		CA:         authority,
 		Store:      st,
 		Validators: map[string]challenge.Validator{store.ChallengeStatic: challenge.Static{}},
+		Audit:      auditFor(cfg, st),
 	})
 	if err != nil {
 		tb.Fatalf("NewService() = %v", err)

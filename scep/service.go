@@ -14,6 +14,7 @@ import (
 
 	"github.com/scepca/scepca/ca"
 	"github.com/scepca/scepca/challenge"
+	"github.com/scepca/scepca/internal/auditlog"
 	"github.com/scepca/scepca/internal/cms"
 	"github.com/scepca/scepca/internal/reqlog"
 	"github.com/scepca/scepca/store"
@@ -153,9 +154,13 @@ func (s *Service) PKIOperation(ctx context.Context, integ *store.Integration, bo
 	}
 	ev := reqlog.FromContext(ctx)
 	ev.Add(slog.String(reqlog.KeyMessageType, msg.MessageType.String()), slog.String(reqlog.KeyTransactionID, msg.TransactionID))
+	// Audit events of this request (issue, refuse, revoke) name the
+	// integration whose endpoint was called as their actor.
+	ctx = auditlog.WithActor(ctx, "scep:"+integ.ID)
 	rep, err := s.handle(ctx, integ, msg)
 	if err != nil {
 		rep = failureReply(ev, err)
+		s.auditRefusal(ctx, integ, msg, err)
 	}
 	ev.Add(slog.String(reqlog.KeyPKIStatus, pkiStatusName(rep.status)))
 	cert, key := s.ca.Recipient()
@@ -335,6 +340,7 @@ func (s *Service) enroll(ctx context.Context, integ *store.Integration, msg *PKI
 		s.notifyFailure(ctx, n, vreq, err)
 		return reply{}, err
 	}
+	s.auditIssue(ctx, msg, rec)
 	if n != nil {
 		// Hand the certificate out only once Intune acknowledged it.
 		start := time.Now()

@@ -267,38 +267,52 @@ func apiGroup(group string, cmds map[string]apiCommand) func(ctx context.Context
 			groupUsage(stderr, group, cmds)
 			return fmt.Errorf("%s: unknown action %q", group, args[0])
 		}
-		fs := flag.NewFlagSet("scepca "+group+" "+args[0], flag.ContinueOnError)
-		fs.SetOutput(stderr)
-		var o clientOptions
-		o.register(fs)
-		action := cmd.build(fs)
-		fs.Usage = func() {
-			fmt.Fprintf(stderr, "usage: scepca %s %s [flags]%s\n\n%s\n\nflags:\n", group, args[0], argNames(cmd.args), cmd.summary)
-			fs.PrintDefaults()
-		}
-		pos, err := parseInterleaved(fs, args[1:])
-		if err != nil {
-			return err
-		}
-		if len(pos) != len(cmd.args) {
-			fs.Usage()
-			return fmt.Errorf("%s %s: want%s, got %d argument(s)", group, args[0], argNames(cmd.args), len(pos))
-		}
-		o.applyEnv(fs, env)
-		c, err := o.client(env)
-		if err != nil {
-			return err
-		}
-		c.stderr = stderr
-		out, err := action(ctx, c, pos)
-		if err != nil {
-			return err
-		}
-		if out == nil {
-			return nil
-		}
-		return render(stdout, out, cmd.columns, o.output)
+		return runAPICommand(ctx, group+" "+args[0], cmd, args[1:], env, stdout, stderr)
 	}
+}
+
+// apiSingle runs `scepca <name> [flags] [arguments]`: a client command
+// without actions (scepca logs).
+func apiSingle(name string, cmd apiCommand) func(ctx context.Context, args []string, env func(string) string, stdout, stderr io.Writer) error {
+	return func(ctx context.Context, args []string, env func(string) string, stdout, stderr io.Writer) error {
+		return runAPICommand(ctx, name, cmd, args, env, stdout, stderr)
+	}
+}
+
+// runAPICommand parses args for cmd (named "group action" in messages),
+// calls it and prints its answer.
+func runAPICommand(ctx context.Context, name string, cmd apiCommand, args []string, env func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("scepca "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o clientOptions
+	o.register(fs)
+	action := cmd.build(fs)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: scepca %s [flags]%s\n\n%s\n\nflags:\n", name, argNames(cmd.args), cmd.summary)
+		fs.PrintDefaults()
+	}
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != len(cmd.args) {
+		fs.Usage()
+		return fmt.Errorf("%s: want%s, got %d argument(s)", name, argNames(cmd.args), len(pos))
+	}
+	o.applyEnv(fs, env)
+	c, err := o.client(env)
+	if err != nil {
+		return err
+	}
+	c.stderr = stderr
+	out, err := action(ctx, c, pos)
+	if err != nil {
+		return err
+	}
+	if out == nil {
+		return nil
+	}
+	return render(stdout, out, cmd.columns, o.output)
 }
 
 func argNames(args []string) string {

@@ -47,6 +47,8 @@ func commands() map[string]command {
 		"integrations": {"manage device integrations through the admin API", apiGroup("integrations", integrationCommands)},
 		"devices":      {"list devices and change their lifecycle through the admin API", apiGroup("devices", deviceCommands)},
 		"certificates": {"list, get, revoke, hold and unhold certificates through the admin API", apiGroup("certificates", certificateCommands)},
+		"token":        {"create, list and delete API tokens (scope admin or verify)", apiGroup("token", tokenCommands)},
+		"logs":         {"list audit events (filter by type and time)", apiSingle("logs", logsCommand)},
 		"version":      {"print the version", runVersion},
 	}
 }

@@ -42,6 +42,8 @@ type serveOptions struct {
 	metricsListen string
 	// revocation configures CRL and OCSP (serve_revocation.go).
 	revocation revocationOptions
+	// audit configures the stored audit log (serve_audit.go).
+	audit auditOptions
 }
 
 // devIntegration is what --dev keeps of its default integration so that
@@ -66,6 +68,7 @@ func runServe(ctx context.Context, args []string, env func(string) string, stdou
 	fs.StringVar(&o.metricsListen, "metrics-listen", "", "also serve /metrics on this address (it is always on the main listener)")
 	o.attest.register(fs)
 	o.revocation.register(fs)
+	o.audit.register(fs)
 	if err := parseFlags(fs, args, env); err != nil {
 		return err
 	}
@@ -89,7 +92,12 @@ func runServe(ctx context.Context, args []string, env func(string) string, stdou
 	}
 
 	m, metricsHandler := newMetrics()
-	audit := slog.New(auditCounter{Handler: log.With("log", "audit").Handler(), m: m})
+	auditLog, err := newAuditLog(&o.audit, st, auditCounter{Handler: log.With("log", "audit").Handler(), m: m}, log, m)
+	if err != nil {
+		return err
+	}
+	defer auditLog.start(ctx)() // flushes the queued events before the store closes
+	audit := auditLog.logger
 	caCfg := o.caConfig(o.publicURL, audit)
 	caCfg.Validity, caCfg.Jitter = o.validity, o.jitter
 	if err := caCfg.Validate(); err != nil {
@@ -182,6 +190,9 @@ func runServe(ctx context.Context, args []string, env func(string) string, stdou
 	defer stopBackground()
 	background.Go(func() { _ = dynamic.Run(bgCtx) })
 	background.Go(func() { _ = attestSweeper.Run(bgCtx) })
+	if auditLog.sweeper != nil {
+		background.Go(func() { _ = auditLog.sweeper.Run(bgCtx) })
+	}
 
 	if o.metricsListen != "" {
 		mln, err := net.Listen("tcp", o.metricsListen)

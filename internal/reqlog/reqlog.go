@@ -37,6 +37,7 @@ const (
 	KeyReason        = "reason"
 	KeyError         = "error"
 	KeyPanic         = "panic"
+	KeyActor         = "actor"
 
 	// Intune delegation: one group per ScepActions call (status, code,
 	// client_request_id).

@@ -516,12 +516,13 @@ func TestCertificateAuthorities(t *testing.T) {
 			t.Fatalf("GET /api/v1/certificate-authorities = %d CAs %v, want the root and the intermediate", len(list), list)
 		}
 		for _, tc := range []struct {
-			id   string
-			role string
-			cert *x509.Certificate
+			id    string
+			role  string
+			state string
+			cert  *x509.Certificate
 		}{
-			{a.RootID(), store.RoleRoot, a.Root()},
-			{a.IntermediateID(), store.RoleIntermediate, inter},
+			{a.RootID(), store.RoleRoot, "", a.Root()},
+			{a.IntermediateID(), store.RoleIntermediate, store.CAStateActive, inter},
 		} {
 			sum := sha256.Sum256(tc.cert.Raw)
 			want := admin.CertificateAuthority{
@@ -535,6 +536,7 @@ func TestCertificateAuthorities(t *testing.T) {
 				SHA256:    strings.ToUpper(hex.EncodeToString(sum[:])),
 				SHA1:      byID[tc.id].SHA1,
 				Active:    true,
+				State:     tc.state,
 				KeyOnline: true,
 			}
 			if diff := cmp.Diff(want, byID[tc.id]); diff != "" {

@@ -52,6 +52,9 @@ type Config struct {
 	// TokenCacheTTL is how long a validated API token is trusted without
 	// reading the store; default DefaultTokenCacheTTL.
 	TokenCacheTTL time.Duration
+	// CA rotates our intermediate (cas_rotate.go); *ca.Authority. Without
+	// it the rotation routes answer 503.
+	CA CALifecycle
 }
 
 // Sealer encrypts and decrypts small secrets with AES-GCM; aad binds a
@@ -72,6 +75,7 @@ type API struct {
 	sealer    Sealer
 	intune    IntuneTester
 	attest    Attestation
+	ca        CALifecycle
 	lifecycle *attest.Lifecycle
 }
 
@@ -92,6 +96,7 @@ func New(cfg Config) (*API, error) {
 		sealer:    cfg.Sealer,
 		intune:    cfg.Intune,
 		attest:    cfg.Attestation,
+		ca:        cfg.CA,
 	}
 	if err := a.defaultIntune(); err != nil {
 		return nil, err
@@ -140,6 +145,8 @@ func (a *API) Register(mux *http.ServeMux) {
 		"GET /api/v1/certificate-authorities/{id}/cert":                a.getCACert,
 		"POST /api/v1/certificate-authorities":                         a.uploadCA,
 		"DELETE /api/v1/certificate-authorities/{id}":                  a.deleteCA,
+		"POST /api/v1/certificate-authorities/rotate":                  a.rotateCA,
+		"POST /api/v1/certificate-authorities/{id}/lifecycle/activate": a.activateCA,
 		"POST /api/v1/attestation/nonces":                              a.attestationNonce,
 		"POST /api/v1/attestation/verify":                              a.attestationVerify,
 		"GET /api/v1/certificates":                                     a.listCertificates,

@@ -26,6 +26,9 @@ type CertificateAuthority struct {
 	SHA256    string    `json:"sha256"`
 	SHA1      string    `json:"sha1"`
 	Active    bool      `json:"active"`
+	// State is the rotation state of our intermediates and RAs: NEXT,
+	// ACTIVE or RETIRED (docs/api.md, "Rotating the intermediate").
+	State string `json:"state,omitempty"`
 	// KeyOnline tells whether scepca holds the private key (false for a
 	// root whose key was exported and removed).
 	KeyOnline bool `json:"keyOnline"`
@@ -38,8 +41,13 @@ func caView(c *store.CA) (*CertificateAuthority, error) {
 	}
 	s256 := sha256.Sum256(c.CertDER)
 	s1 := sha1.Sum(c.CertDER) //nolint:gosec // thumbprint, see import
+	var state string
+	if c.Role == store.RoleIntermediate || c.Role == store.RoleRA {
+		state = c.Lifecycle()
+	}
 	return &CertificateAuthority{
 		ID:        c.ID,
+		State:     state,
 		Role:      c.Role,
 		Subject:   cert.Subject.String(),
 		Issuer:    cert.Issuer.String(),

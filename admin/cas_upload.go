@@ -241,7 +241,8 @@ func (a *API) uploadCA(w http.ResponseWriter, r *http.Request) error {
 }
 
 // deleteCA removes an uploaded intermediate; the verifier stops trusting
-// it at once. Our own CA records (root, intermediate, RA) are refused.
+// it at once. Our own intermediates go through the rotation lifecycle
+// (deleteIntermediate); the root and RAs are refused.
 func (a *API) deleteCA(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	id := r.PathValue("id")
@@ -252,8 +253,11 @@ func (a *API) deleteCA(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if c.Role == store.RoleIntermediate {
+		return a.deleteIntermediate(w, r, c)
+	}
 	if c.Role != store.RoleUploaded {
-		return problemf(http.StatusConflict, "certificate authority %q is scepca's own %s; only uploaded intermediates can be deleted", id, c.Role)
+		return problemf(http.StatusConflict, "certificate authority %q is scepca's own %s; only uploaded intermediates and our NEXT or RETIRED intermediates can be deleted", id, c.Role)
 	}
 	if err := a.store.DeleteCA(ctx, id); errors.Is(err, store.ErrNotFound) {
 		return problemf(http.StatusNotFound, "no certificate authority %q", id)

@@ -16,12 +16,13 @@ import (
 	"github.com/scepca/scepca/store"
 )
 
-// ErrUntrusted: a certificate's issuer is neither our intermediate nor an
-// uploaded one.
+// ErrUntrusted: a certificate's issuer is neither one of our (active or
+// retired) intermediates nor an uploaded one.
 var ErrUntrusted = errors.New("attest: untrusted issuer")
 
 // Issuer is a trusted issuer of attestation certificates: our active
-// intermediate, or an intermediate an administrator uploaded.
+// intermediate or one it retired, or an intermediate an administrator
+// uploaded.
 type Issuer struct {
 	ID   string
 	Cert *x509.Certificate
@@ -46,8 +47,9 @@ const DefaultAnchorRefresh = 30 * time.Second
 // been checked.
 const maxVerified = 100_000
 
-// Anchors is the verifier's trust: our active intermediates (store role
-// INTERMEDIATE) and uploaded ones (role UPLOADED), read from the store and
+// Anchors is the verifier's trust: our intermediates (store role
+// INTERMEDIATE), active or retired by a rotation, and uploaded ones (role
+// UPLOADED), read from the store and
 // kept for DefaultAnchorRefresh. Like Okta, it does not walk chains: a
 // certificate is trusted when one of these issued it (PROTOCOLS.md §4.1).
 //
@@ -155,7 +157,9 @@ func (a *Anchors) loadLocked(ctx context.Context) error {
 		if rec == nil {
 			continue
 		}
-		isOurs := rec.Role == store.RoleIntermediate && rec.Active
+		// Ours: the active intermediate and those it retired (rotation);
+		// a staged successor (NEXT) has issued nothing yet.
+		isOurs := rec.Role == store.RoleIntermediate && rec.Lifecycle() != store.CAStateNext
 		if !isOurs && rec.Role != store.RoleUploaded {
 			continue
 		}

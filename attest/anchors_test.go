@@ -71,17 +71,34 @@ func TestAnchors(t *testing.T) {
 		t.Errorf("Find(ours) after a reload = %+v, %v, want our intermediate", iss, err)
 	}
 
-	// An inactive intermediate is not trusted.
+	// Rotation: a retired intermediate stays trusted, a staged (NEXT) one
+	// is not trusted yet, a deleted one no longer.
 	rec, err := f.db.GetCA(ctx, f.ca.IntermediateID())
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec.Active = false
-	if err := f.db.UpdateCA(ctx, rec); err != nil {
+	for _, tc := range []struct {
+		state   string
+		trusted bool
+	}{
+		{state: store.CAStateRetired, trusted: true},
+		{state: store.CAStateNext, trusted: false},
+		{state: store.CAStateActive, trusted: true},
+	} {
+		rec.State, rec.Active = tc.state, tc.state == store.CAStateActive
+		if err := f.db.UpdateCA(ctx, rec); err != nil {
+			t.Fatal(err)
+		}
+		a.Invalidate()
+		if _, err := a.Find(ctx, cert); (err == nil) != tc.trusted {
+			t.Errorf("Find(ours) with the intermediate %s = %v, want trusted %v", tc.state, err, tc.trusted)
+		}
+	}
+	if err := f.db.DeleteCA(ctx, rec.ID); err != nil {
 		t.Fatal(err)
 	}
 	a.Invalidate()
 	if _, err := a.Find(ctx, cert); !errors.Is(err, attest.ErrUntrusted) {
-		t.Errorf("Find(ours) after the intermediate is deactivated = %v, want %v", err, attest.ErrUntrusted)
+		t.Errorf("Find(ours) after the intermediate is deleted = %v, want %v", err, attest.ErrUntrusted)
 	}
 }

@@ -9,10 +9,14 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/scepca/scepca/store"
@@ -33,12 +37,35 @@ const (
 )
 
 // Authority is the loaded CA: the active intermediate and its key, the root
-// it chains to and, for an ECDSA intermediate, the RSA RA. It is immutable
-// after Init or Open and safe for concurrent use.
+// it chains to and, for an ECDSA intermediate, the RSA RA; besides them the
+// intermediates it retired (still trusted, still signing revocation for
+// their certificates) and a successor staged by Rotate. It is safe for
+// concurrent use.
+//
+// The issuing state is an immutable snapshot behind an atomic pointer.
+// Rotate, Activate and DeleteIntermediate replace it at once in this
+// process; Reload (run periodically by Run) picks up changes another
+// replica made in a shared store. A request keeps the snapshot it started
+// with: a Token issues under the snapshot Prepare used.
 type Authority struct {
 	cfg Config
 	st  Stores
 	kek *KEK
+
+	// lintKey signs throwaway copies of each template before the real key
+	// is used (Prepare).
+	lintKey *ecdsa.PrivateKey
+
+	cur atomic.Pointer[snapshot]
+	// mu serialises Reload and the lifecycle operations of this process.
+	mu sync.Mutex
+}
+
+// snapshot is one immutable view of the CA records.
+type snapshot struct {
+	// version identifies the records the snapshot was built from (see
+	// recordsVersion); Reload skips rebuilding when it is unchanged.
+	version string
 
 	rootID string
 	root   *x509.Certificate
@@ -54,10 +81,25 @@ type Authority struct {
 
 	crlURL, ocspURL string
 
-	// lintKey and lintIssuer sign throwaway copies of each template before
-	// the real key is used (Prepare).
-	lintKey    *ecdsa.PrivateKey
+	// lintIssuer stands in for the intermediate when linting.
 	lintIssuer *x509.Certificate
+
+	// retired are the intermediates this one replaced whose keys we hold,
+	// newest first, and retiredRecipients their SCEP recipients.
+	retired           []issuingCA
+	retiredRecipients []Recipient
+
+	// nextID, next and nextRA are the staged successor (Rotate), if any.
+	nextID string
+	next   *x509.Certificate
+	nextRA *x509.Certificate
+}
+
+// issuingCA is an intermediate with its key.
+type issuingCA struct {
+	id   string
+	cert *x509.Certificate
+	key  crypto.Signer
 }
 
 // Init creates the CA hierarchy and stores it with each private key sealed
@@ -114,7 +156,7 @@ func Init(ctx context.Context, st Stores, kek *KEK, cfg Config) (*Authority, err
 		}
 	}
 
-	a, err := newAuthority(cfg, st, kek, rootRec.ID, h.root, interRec.ID, h.inter, h.interKey, h.ra, h.raKey)
+	a, err := newAuthority(ctx, cfg, st, kek)
 	if err != nil {
 		return nil, err
 	}
@@ -126,69 +168,16 @@ func Init(ctx context.Context, st Stores, kek *KEK, cfg Config) (*Authority, err
 
 // Open loads the active intermediate (the newest active INTERMEDIATE record
 // that has a key), the root that signed it and, if the intermediate issued
-// one, the newest active RA. It returns an error wrapping ErrNotInitialized
-// when there is no such intermediate, and one wrapping ErrWrongKEK when kek
-// does not open the stored keys. The recipient must pass CheckRecipient.
-// cfg.KeyType is ignored: the store decides.
+// one, the newest active RA; besides them the retired intermediates whose
+// keys the store holds and a staged successor. It returns an error wrapping
+// ErrNotInitialized when there is no active intermediate, and one wrapping
+// ErrWrongKEK when kek does not open the stored keys. The recipient must
+// pass CheckRecipient. cfg.KeyType is ignored: the store decides.
 func Open(ctx context.Context, st Stores, kek *KEK, cfg Config) (*Authority, error) {
 	if err := checkArgs(st, kek, cfg); err != nil {
 		return nil, err
 	}
-	cfg = cfg.withDefaults()
-	cas, err := st.ListCAs(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("ca: open: %w", err)
-	}
-	interRec := activeIntermediate(cas)
-	if interRec == nil {
-		return nil, fmt.Errorf("ca: open: no active intermediate: %w", ErrNotInitialized)
-	}
-	inter, err := x509.ParseCertificate(interRec.CertDER)
-	if err != nil {
-		return nil, fmt.Errorf("ca: open: intermediate %s: %w", interRec.ID, err)
-	}
-	interKey, err := openKey(kek, interRec, inter)
-	if err != nil {
-		return nil, err
-	}
-
-	var rootRec *store.CA
-	var root *x509.Certificate
-	for _, rec := range newestFirst(cas, store.RoleRoot) {
-		c, err := x509.ParseCertificate(rec.CertDER)
-		if err != nil || !issuedBy(inter, c) {
-			continue
-		}
-		if rootRec == nil || rec.Active && !rootRec.Active {
-			rootRec, root = rec, c
-		}
-	}
-	if rootRec == nil {
-		return nil, fmt.Errorf("ca: open: no root certificate for intermediate %s", interRec.ID)
-	}
-
-	var ra *x509.Certificate
-	var raKey *rsa.PrivateKey
-	for _, rec := range newestFirst(cas, store.RoleRA) {
-		if !rec.Active || len(rec.KeyCiphertext) == 0 {
-			continue
-		}
-		c, err := x509.ParseCertificate(rec.CertDER)
-		if err != nil || !issuedBy(c, inter) {
-			continue
-		}
-		k, err := openKey(kek, rec, c)
-		if err != nil {
-			return nil, err
-		}
-		rk, ok := k.(*rsa.PrivateKey)
-		if !ok {
-			return nil, fmt.Errorf("ca: open: RA %s has a %T key, want RSA", rec.ID, k)
-		}
-		ra, raKey = c, rk
-		break
-	}
-	return newAuthority(cfg, st, kek, rootRec.ID, root, interRec.ID, inter, interKey, ra, raKey)
+	return newAuthority(ctx, cfg.withDefaults(), st, kek)
 }
 
 // OpenOrInit opens the CA in st, or initialises it when the store holds
@@ -217,44 +206,193 @@ func checkArgs(st Stores, kek *KEK, cfg Config) error {
 	return cfg.Validate()
 }
 
-func newAuthority(cfg Config, st Stores, kek *KEK, rootID string, root *x509.Certificate,
-	interID string, inter *x509.Certificate, interKey crypto.Signer,
-	ra *x509.Certificate, raKey *rsa.PrivateKey,
-) (*Authority, error) {
+func newAuthority(ctx context.Context, cfg Config, st Stores, kek *KEK) (*Authority, error) {
+	lintKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("ca: lint key: %w", err)
+	}
+	a := &Authority{cfg: cfg, st: st, kek: kek, lintKey: lintKey}
+	cas, err := st.ListCAs(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("ca: open: %w", err)
+	}
+	s, err := a.load(cas)
+	if err != nil {
+		return nil, err
+	}
+	a.cur.Store(s)
+	return a, nil
+}
+
+// load builds a snapshot from the CA records.
+func (a *Authority) load(cas []*store.CA) (*snapshot, error) {
+	interRec := activeIntermediate(cas)
+	if interRec == nil {
+		return nil, fmt.Errorf("ca: open: no active intermediate: %w", ErrNotInitialized)
+	}
+	inter, err := x509.ParseCertificate(interRec.CertDER)
+	if err != nil {
+		return nil, fmt.Errorf("ca: open: intermediate %s: %w", interRec.ID, err)
+	}
+	interKey, err := openKey(a.kek, interRec, inter)
+	if err != nil {
+		return nil, err
+	}
+
+	var rootRec *store.CA
+	var root *x509.Certificate
+	for _, rec := range newestFirst(cas, store.RoleRoot) {
+		c, err := x509.ParseCertificate(rec.CertDER)
+		if err != nil || !issuedBy(inter, c) {
+			continue
+		}
+		if rootRec == nil || rec.Active && !rootRec.Active {
+			rootRec, root = rec, c
+		}
+	}
+	if rootRec == nil {
+		return nil, fmt.Errorf("ca: open: no root certificate for intermediate %s", interRec.ID)
+	}
+
+	ra, raKey, err := activeRA(a.kek, cas, inter)
+	if err != nil {
+		return nil, err
+	}
 	alg, err := signatureAlgorithm(interKey)
 	if err != nil {
 		return nil, err
 	}
-	a := &Authority{
-		cfg: cfg, st: st, kek: kek,
-		rootID: rootID, root: root,
-		interID: interID, inter: inter, interKey: interKey, sigAlg: alg,
+	s := &snapshot{
+		version: recordsVersion(cas),
+		rootID:  rootRec.ID, root: root,
+		interID: interRec.ID, inter: inter, interKey: interKey, sigAlg: alg,
 		ra: ra, recipient: ra, recipientKey: raKey,
 	}
 	if ra == nil {
 		rk, ok := interKey.(*rsa.PrivateKey)
 		if !ok {
-			return nil, fmt.Errorf("ca: intermediate %s has a %T key and there is no active RA", interID, interKey)
+			return nil, fmt.Errorf("ca: intermediate %s has a %T key and there is no active RA", interRec.ID, interKey)
 		}
-		a.recipient, a.recipientKey = inter, rk
+		s.recipient, s.recipientKey = inter, rk
 	}
-	if err := CheckRecipient(a.recipient); err != nil {
+	if err := CheckRecipient(s.recipient); err != nil {
 		return nil, err
 	}
-	if cfg.PublicURL != "" {
-		a.crlURL = cfg.PublicURL + "/crl/" + interID + ".crl"
-		a.ocspURL = cfg.PublicURL + "/ocsp"
+	if a.cfg.PublicURL != "" {
+		s.crlURL = a.cfg.PublicURL + "/crl/" + interRec.ID + ".crl"
+		s.ocspURL = a.cfg.PublicURL + "/ocsp"
 	}
-	a.lintKey, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, fmt.Errorf("ca: lint key: %w", err)
-	}
-	a.lintIssuer = &x509.Certificate{
+	s.lintIssuer = &x509.Certificate{
 		RawSubject:   inter.RawSubject,
 		SubjectKeyId: inter.SubjectKeyId,
 		PublicKey:    a.lintKey.Public(),
 	}
-	return a, nil
+
+	for _, rec := range newestFirst(cas, store.RoleIntermediate) {
+		if rec.ID == interRec.ID || len(rec.KeyCiphertext) == 0 {
+			continue
+		}
+		c, err := x509.ParseCertificate(rec.CertDER)
+		if err != nil {
+			continue // a record that does not parse serves nothing
+		}
+		switch rec.Lifecycle() {
+		case store.CAStateActive, store.CAStateRetired:
+			// An older ACTIVE one is an activation interrupted between
+			// its writes: the newest active intermediate has replaced it.
+			key, err := openKey(a.kek, rec, c)
+			if err != nil {
+				return nil, err
+			}
+			s.retired = append(s.retired, issuingCA{id: rec.ID, cert: c, key: key})
+			r, err := retiredRecipient(a.kek, cas, c, key)
+			if err != nil {
+				return nil, err
+			}
+			if r.Cert != nil {
+				s.retiredRecipients = append(s.retiredRecipients, r)
+			}
+		case store.CAStateNext:
+			if s.next != nil || !issuedBy(c, root) {
+				continue
+			}
+			s.nextID, s.next = rec.ID, c
+			for _, r := range newestFirst(cas, store.RoleRA) {
+				rc, err := x509.ParseCertificate(r.CertDER)
+				if err == nil && r.Lifecycle() == store.CAStateNext && issuedBy(rc, c) {
+					s.nextRA = rc
+					break
+				}
+			}
+		}
+	}
+	return s, nil
+}
+
+// activeRA returns the newest active RA that inter issued, or nils.
+func activeRA(kek *KEK, cas []*store.CA, inter *x509.Certificate) (*x509.Certificate, *rsa.PrivateKey, error) {
+	for _, rec := range newestFirst(cas, store.RoleRA) {
+		if !rec.Active || len(rec.KeyCiphertext) == 0 {
+			continue
+		}
+		c, err := x509.ParseCertificate(rec.CertDER)
+		if err != nil || !issuedBy(c, inter) {
+			continue
+		}
+		k, err := openKey(kek, rec, c)
+		if err != nil {
+			return nil, nil, err
+		}
+		rk, ok := k.(*rsa.PrivateKey)
+		if !ok {
+			return nil, nil, fmt.Errorf("ca: open: RA %s has a %T key, want RSA", rec.ID, k)
+		}
+		return c, rk, nil
+	}
+	return nil, nil, nil
+}
+
+// retiredRecipient returns the SCEP recipient of a retired intermediate:
+// itself when it is an RSA recipient, else the newest RA it issued whose
+// key we hold; a zero Recipient when there is none.
+func retiredRecipient(kek *KEK, cas []*store.CA, inter *x509.Certificate, key crypto.Signer) (Recipient, error) {
+	if rk, ok := key.(*rsa.PrivateKey); ok && CheckRecipient(inter) == nil {
+		return Recipient{Cert: inter, Key: rk}, nil
+	}
+	for _, rec := range newestFirst(cas, store.RoleRA) {
+		if len(rec.KeyCiphertext) == 0 || rec.Lifecycle() == store.CAStateNext {
+			continue
+		}
+		c, err := x509.ParseCertificate(rec.CertDER)
+		if err != nil || !issuedBy(c, inter) {
+			continue
+		}
+		k, err := openKey(kek, rec, c)
+		if err != nil {
+			return Recipient{}, err
+		}
+		if rk, ok := k.(*rsa.PrivateKey); ok && CheckRecipient(c) == nil {
+			return Recipient{Cert: c, Key: rk}, nil
+		}
+	}
+	return Recipient{}, nil
+}
+
+// recordsVersion summarises what load reads from the records, so that an
+// unchanged store does not reopen every key on each Reload.
+func recordsVersion(cas []*store.CA) string {
+	h := sha256.New()
+	for _, rec := range slices.SortedFunc(slices.Values(cas), func(x, y *store.CA) int { return cmp.Compare(x.ID, y.ID) }) {
+		if rec == nil || rec.Role == store.RoleUploaded {
+			continue
+		}
+		fmt.Fprintf(h, "%s|%s|%s|%t|%d|%s|", rec.ID, rec.Role, rec.State, rec.Active, rec.CreatedAt.UnixNano(), rec.Subject)
+		sum := sha256.Sum256(rec.CertDER)
+		h.Write(sum[:])
+		sum = sha256.Sum256(rec.KeyCiphertext)
+		h.Write(sum[:])
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // activeIntermediate returns the newest active intermediate that has a key
@@ -306,7 +444,7 @@ func newRecord(kek *KEK, role string, cert *x509.Certificate, key crypto.Signer,
 	if err != nil {
 		return nil, err
 	}
-	return &store.CA{
+	rec := &store.CA{
 		ID:            id,
 		Role:          role,
 		Subject:       cert.Subject.String(),
@@ -314,7 +452,11 @@ func newRecord(kek *KEK, role string, cert *x509.Certificate, key crypto.Signer,
 		KeyCiphertext: ct,
 		Active:        true,
 		CreatedAt:     now.UTC(),
-	}, nil
+	}
+	if role == store.RoleIntermediate || role == store.RoleRA {
+		rec.State = store.CAStateActive
+	}
+	return rec, nil
 }
 
 // openKey unseals rec's key and checks that it belongs to cert.
@@ -342,65 +484,124 @@ func openKey(kek *KEK, rec *store.CA, cert *x509.Certificate) (crypto.Signer, er
 	return signer, nil
 }
 
+// snap returns the current snapshot.
+func (a *Authority) snap() *snapshot { return a.cur.Load() }
+
 // Root returns the root certificate.
-func (a *Authority) Root() *x509.Certificate { return a.root }
+func (a *Authority) Root() *x509.Certificate { return a.snap().root }
 
 // RootID returns the store ID of the root record.
-func (a *Authority) RootID() string { return a.rootID }
+func (a *Authority) RootID() string { return a.snap().rootID }
 
 // Intermediate returns the issuing certificate.
-func (a *Authority) Intermediate() *x509.Certificate { return a.inter }
+func (a *Authority) Intermediate() *x509.Certificate { return a.snap().inter }
 
 // IntermediateID returns the store ID of the issuing CA; it is the CAID of
 // every certificate it issues and names its CRL (/crl/{id}.crl).
-func (a *Authority) IntermediateID() string { return a.interID }
+func (a *Authority) IntermediateID() string { return a.snap().interID }
 
 // Issuer returns the certificate and key of the issuing CA whose store ID
 // is id; ok is false when this authority holds no issuing key under id.
 // Revocation (the CRL at /crl/{id}.crl and OCSP responses for the CA's
-// certificates) is signed with it. Today that is the active intermediate
-// only; CA rotation (issue 7) adds the intermediates it retires.
+// certificates) is signed with it. That is the active intermediate and
+// each retired one whose key the store still holds, until it expires.
 func (a *Authority) Issuer(id string) (cert *x509.Certificate, key crypto.Signer, ok bool) {
-	if id != a.interID {
-		return nil, nil, false
+	s := a.snap()
+	if id == s.interID {
+		return s.inter, s.interKey, true
 	}
-	return a.inter, a.interKey, true
+	now := a.cfg.Now()
+	for _, r := range s.retired {
+		if r.id == id && now.Before(r.cert.NotAfter) {
+			return r.cert, r.key, true
+		}
+	}
+	return nil, nil, false
 }
 
 // RA returns the separate RA certificate, or nil when the intermediate is
 // its own RA (an RSA intermediate).
-func (a *Authority) RA() *x509.Certificate { return a.ra }
+func (a *Authority) RA() *x509.Certificate { return a.snap().ra }
 
 // Recipient returns the certificate and key that receive SCEP envelopes and
 // sign CertReps: the RA if there is one, else the intermediate. The key is
 // always RSA: SCEP envelopes use RSA key transport (RFC 8894 §2.1.2).
 func (a *Authority) Recipient() (*x509.Certificate, *rsa.PrivateKey) {
-	return a.recipient, a.recipientKey
+	s := a.snap()
+	return s.recipient, s.recipientKey
+}
+
+// Recipient is a certificate and RSA key that receive SCEP envelopes.
+type Recipient struct {
+	Cert *x509.Certificate
+	Key  *rsa.PrivateKey
+}
+
+// Recipients returns the current recipient (see Recipient) first, then
+// those of the retired intermediates whose certificates are still valid,
+// newest first, from one snapshot. A client that fetched GetCACert just
+// before a rotation was activated encrypts its request to the previous
+// recipient; the SCEP service picks the one the envelope names.
+func (a *Authority) Recipients() []Recipient {
+	s := a.snap()
+	out := []Recipient{{Cert: s.recipient, Key: s.recipientKey}}
+	now := a.cfg.Now()
+	for _, r := range s.retiredRecipients {
+		if now.Before(r.Cert.NotAfter) {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // Chain returns the RA (if any), the intermediate and the root, in that
 // order, as a new slice.
 func (a *Authority) Chain() []*x509.Certificate {
+	s := a.snap()
 	chain := make([]*x509.Certificate, 0, 3)
-	if a.ra != nil {
-		chain = append(chain, a.ra)
+	if s.ra != nil {
+		chain = append(chain, s.ra)
 	}
-	return append(chain, a.inter, a.root)
+	return append(chain, s.inter, s.root)
+}
+
+// Next returns the staged successor (Rotate) for GetNextCACert: the next
+// intermediate and, when it has one, its RA, in that order; nil while no
+// rotation is pending (RFC 8894 §3.5.2, §4.7).
+func (a *Authority) Next() []*x509.Certificate {
+	s := a.snap()
+	if s.next == nil {
+		return nil
+	}
+	if s.nextRA == nil {
+		return []*x509.Certificate{s.next}
+	}
+	return []*x509.Certificate{s.next, s.nextRA}
 }
 
 // CRLURL returns the CRL distribution point put in issued certificates, ""
 // without a public URL.
-func (a *Authority) CRLURL() string { return a.crlURL }
+func (a *Authority) CRLURL() string { return a.snap().crlURL }
 
 // OCSPURL returns the OCSP responder URL put in issued certificates, ""
 // without a public URL.
-func (a *Authority) OCSPURL() string { return a.ocspURL }
+func (a *Authority) OCSPURL() string { return a.snap().ocspURL }
 
-// Trusts reports whether cert was issued by our intermediate: its issuer
-// name is the intermediate's subject and its signature verifies under the
-// intermediate's key. It does not check validity dates or revocation.
+// Trusts reports whether cert was issued by our active intermediate or by
+// one it retired (whose key we still hold): its issuer name is that
+// intermediate's subject and its signature verifies under its key. It does
+// not check validity dates or revocation.
 func (a *Authority) Trusts(cert *x509.Certificate) bool {
-	return issuedBy(cert, a.inter)
+	s := a.snap()
+	if issuedBy(cert, s.inter) {
+		return true
+	}
+	for _, r := range s.retired {
+		if issuedBy(cert, r.cert) {
+			return true
+		}
+	}
+	return false
 }
 
 // CheckRecipient checks that cert can receive SCEP envelopes and sign

@@ -51,6 +51,10 @@ type Config struct {
 	// It may be at most half of Validity; a shorter per-request validity
 	// caps it at half of that validity.
 	Jitter time.Duration
+	// ReloadInterval is how often Run rereads the CA records to pick up a
+	// rotation step taken by another replica; default
+	// DefaultReloadInterval.
+	ReloadInterval time.Duration
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 	// Logger is the audit logger; default slog.New(slog.DiscardHandler).
@@ -100,6 +104,9 @@ func (c Config) Validate() error {
 	if validity < time.Minute {
 		return fmt.Errorf("ca: config: validity %v is shorter than a minute", c.Validity)
 	}
+	if c.ReloadInterval < 0 {
+		return fmt.Errorf("ca: config: reload interval %v is negative", c.ReloadInterval)
+	}
 	if c.Jitter < 0 {
 		return fmt.Errorf("ca: config: jitter %v is negative", c.Jitter)
 	}
@@ -120,6 +127,9 @@ func (c Config) withDefaults() Config {
 	c.PublicURL = strings.TrimSuffix(c.PublicURL, "/")
 	if c.Validity == 0 {
 		c.Validity = DefaultValidity
+	}
+	if c.ReloadInterval == 0 {
+		c.ReloadInterval = DefaultReloadInterval
 	}
 	if c.Now == nil {
 		c.Now = time.Now

@@ -23,6 +23,12 @@
 // or the KEK (KEK redacts itself). Private keys never leave the package
 // except through Recipient (the SCEP envelope key) and the explicit root-key
 // export. Errors are wrapped with context; callers match ErrPolicy,
-// ErrNotInitialized, ErrWrongKEK, ErrTokenUsed, ErrRootKeyRemoved and
-// store.ErrExists with errors.Is.
+// ErrNotInitialized, ErrWrongKEK, ErrTokenUsed, ErrRootKeyRemoved,
+// ErrBadRootKey, ErrLifecycle, ErrBadRequest and store.ErrExists with
+// errors.Is.
+//
+// Rotation (rotate.go) stages a successor intermediate, activates it and
+// retires the one it replaces; the Authority swaps an immutable snapshot
+// of its issuing state atomically, so a running server follows without a
+// restart.
 package ca

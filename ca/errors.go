@@ -17,4 +17,13 @@ var (
 	ErrTokenUsed = errors.New("ca: token already used")
 	// ErrRootKeyRemoved: the root private key is no longer in the store.
 	ErrRootKeyRemoved = errors.New("ca: root key removed")
+	// ErrBadRootKey: a root key supplied for one operation (Rotate) is
+	// malformed or is not the root certificate's key.
+	ErrBadRootKey = errors.New("ca: supplied root key is not the root's")
+	// ErrLifecycle: the CA is not in a state that allows the operation
+	// (rotate while a successor is staged, activate what is not staged,
+	// delete the active intermediate).
+	ErrLifecycle = errors.New("ca: not allowed in the certificate authority's state")
+	// ErrBadRequest: an argument of a lifecycle operation is invalid.
+	ErrBadRequest = errors.New("ca: invalid request")
 )

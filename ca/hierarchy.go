@@ -167,35 +167,46 @@ func newHierarchy(cfg Config, now time.Time) (*hierarchy, error) {
 		return nil, err
 	}
 
-	// The RSA intermediate is its own SCEP RA, so it also needs
-	// digitalSignature and keyEncipherment (RFC 8894 §2.1.2).
-	interKU := x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature
-	if h.raKey == nil {
-		interKU |= x509.KeyUsageKeyEncipherment
-	}
-	h.inter, err = sign(&x509.Certificate{
-		Subject:        name("Intermediate Authority"),
-		NotBefore:      nb,
-		NotAfter:       minTime(nb.AddDate(intermediateYears, 0, 0), h.root.NotAfter),
-		IsCA:           true,
-		MaxPathLen:     0,
-		MaxPathLenZero: true,
-		KeyUsage:       interKU,
-	}, h.interKey.Public(), h.root, h.rootKey)
+	h.inter, err = issueIntermediate(name("Intermediate Authority"), h.interKey.Public(), h.raKey == nil, h.root, h.rootKey, nb)
 	if err != nil {
 		return nil, err
 	}
-
 	if h.raKey != nil {
-		h.ra, err = sign(&x509.Certificate{
-			Subject:   name("SCEP RA"),
-			NotBefore: nb,
-			NotAfter:  minTime(nb.AddDate(raYears, 0, 0), h.inter.NotAfter.Add(-raMargin)),
-			KeyUsage:  x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
-		}, h.raKey.Public(), h.inter, h.interKey)
+		h.ra, err = issueRA(name("SCEP RA"), h.raKey.Public(), h.inter, h.interKey, nb)
 		if err != nil {
 			return nil, err
 		}
 	}
 	return &h, nil
+}
+
+// issueIntermediate signs an intermediate (10 years, never beyond the
+// root, path length 0) under the root. ownRA: it is its own SCEP RA (an RSA
+// intermediate), so it also needs digitalSignature and keyEncipherment
+// (RFC 8894 §2.1.2).
+func issueIntermediate(subject pkix.Name, pub crypto.PublicKey, ownRA bool, root *x509.Certificate, rootKey crypto.Signer, nb time.Time) (*x509.Certificate, error) {
+	ku := x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature
+	if ownRA {
+		ku |= x509.KeyUsageKeyEncipherment
+	}
+	return sign(&x509.Certificate{
+		Subject:        subject,
+		NotBefore:      nb,
+		NotAfter:       minTime(nb.AddDate(intermediateYears, 0, 0), root.NotAfter),
+		IsCA:           true,
+		MaxPathLen:     0,
+		MaxPathLenZero: true,
+		KeyUsage:       ku,
+	}, pub, root, rootKey)
+}
+
+// issueRA signs the RSA RA end-entity certificate of an ECDSA intermediate
+// (2 years, ending raMargin before the intermediate).
+func issueRA(subject pkix.Name, pub crypto.PublicKey, inter *x509.Certificate, interKey crypto.Signer, nb time.Time) (*x509.Certificate, error) {
+	return sign(&x509.Certificate{
+		Subject:   subject,
+		NotBefore: nb,
+		NotAfter:  minTime(nb.AddDate(raYears, 0, 0), inter.NotAfter.Add(-raMargin)),
+		KeyUsage:  x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+	}, pub, inter, interKey)
 }

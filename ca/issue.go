@@ -45,6 +45,7 @@ type Request struct {
 // Issue at most once, and only by the Authority that prepared it.
 type Token struct {
 	a             *Authority
+	s             *snapshot // the issuing state Prepare saw
 	tmpl          *x509.Certificate
 	pub           crypto.PublicKey
 	integrationID string
@@ -82,15 +83,17 @@ func (a *Authority) Prepare(ctx context.Context, req *Request) (*Token, error) {
 	if validity == 0 {
 		validity = a.cfg.Validity
 	}
-	tmpl, err := a.template(req.CSR, validity)
+	s := a.snap()
+	tmpl, err := a.template(s, req.CSR, validity)
 	if err != nil {
 		return nil, err
 	}
-	if err := a.lint(tmpl, req.CSR); err != nil {
+	if err := a.lint(s, tmpl, req.CSR); err != nil {
 		return nil, err
 	}
 	return &Token{
 		a:             a,
+		s:             s,
 		tmpl:          tmpl,
 		pub:           req.CSR.PublicKey,
 		integrationID: req.IntegrationID,
@@ -99,20 +102,20 @@ func (a *Authority) Prepare(ctx context.Context, req *Request) (*Token, error) {
 }
 
 // template builds the issuance profile for csr (see Prepare).
-func (a *Authority) template(csr *x509.CertificateRequest, validity time.Duration) (*x509.Certificate, error) {
+func (a *Authority) template(s *snapshot, csr *x509.CertificateRequest, validity time.Duration) (*x509.Certificate, error) {
 	now := a.cfg.Now().UTC()
-	if !now.Before(a.inter.NotAfter) {
-		return nil, fmt.Errorf("ca: prepare: intermediate %s expired at %v", a.interID, a.inter.NotAfter)
+	if !now.Before(s.inter.NotAfter) {
+		return nil, fmt.Errorf("ca: prepare: intermediate %s expired at %v", s.interID, s.inter.NotAfter)
 	}
 	notBefore := now.Add(-clockSkew).Truncate(time.Second)
-	if notBefore.Before(a.inter.NotBefore) {
-		notBefore = a.inter.NotBefore
+	if notBefore.Before(s.inter.NotBefore) {
+		notBefore = s.inter.NotBefore
 	}
 	jitter, err := randDuration(min(a.cfg.Jitter, validity/2))
 	if err != nil {
 		return nil, err
 	}
-	notAfter := minTime(notBefore.Add(validity-jitter).Truncate(time.Second), a.inter.NotAfter)
+	notAfter := minTime(notBefore.Add(validity-jitter).Truncate(time.Second), s.inter.NotAfter)
 	if !notAfter.After(notBefore) {
 		return nil, fmt.Errorf("ca: prepare: empty validity period %v to %v", notBefore, notAfter)
 	}
@@ -127,7 +130,7 @@ func (a *Authority) template(csr *x509.CertificateRequest, validity time.Duratio
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial,
-		SignatureAlgorithm:    a.sigAlg,
+		SignatureAlgorithm:    s.sigAlg,
 		RawSubject:            bytes.Clone(csr.RawSubject),
 		DNSNames:              slices.Clone(csr.DNSNames),
 		EmailAddresses:        slices.Clone(csr.EmailAddresses),
@@ -140,11 +143,11 @@ func (a *Authority) template(csr *x509.CertificateRequest, validity time.Duratio
 		BasicConstraintsValid: true,
 		IsCA:                  false,
 		SubjectKeyId:          ski,
-		AuthorityKeyId:        a.inter.SubjectKeyId,
+		AuthorityKeyId:        s.inter.SubjectKeyId,
 	}
-	if a.crlURL != "" {
-		tmpl.CRLDistributionPoints = []string{a.crlURL}
-		tmpl.OCSPServer = []string{a.ocspURL}
+	if s.crlURL != "" {
+		tmpl.CRLDistributionPoints = []string{s.crlURL}
+		tmpl.OCSPServer = []string{s.ocspURL}
 	}
 	return tmpl, nil
 }
@@ -165,10 +168,10 @@ func randDuration(limit time.Duration) (time.Duration, error) {
 // lint signs a copy of tmpl with the throwaway key, parses it back and
 // checks the profile. A template that does not encode is the CSR's fault
 // (ErrPolicy); a profile mismatch is ours.
-func (a *Authority) lint(tmpl *x509.Certificate, csr *x509.CertificateRequest) error {
+func (a *Authority) lint(s *snapshot, tmpl *x509.Certificate, csr *x509.CertificateRequest) error {
 	lt := *tmpl
 	lt.SignatureAlgorithm = x509.ECDSAWithSHA256
-	der, err := x509.CreateCertificate(rand.Reader, &lt, a.lintIssuer, csr.PublicKey, a.lintKey)
+	der, err := x509.CreateCertificate(rand.Reader, &lt, s.lintIssuer, csr.PublicKey, a.lintKey)
 	if err != nil {
 		return fmt.Errorf("%w: CSR content does not encode as a certificate: %v", ErrPolicy, err)
 	}
@@ -176,7 +179,7 @@ func (a *Authority) lint(tmpl *x509.Certificate, csr *x509.CertificateRequest) e
 	if err != nil {
 		return fmt.Errorf("%w: certificate would not parse: %v", ErrPolicy, err)
 	}
-	if err := a.checkProfile(c, csr); err != nil {
+	if err := s.checkProfile(c, csr); err != nil {
 		return fmt.Errorf("ca: lint: %w", err)
 	}
 	return nil
@@ -184,12 +187,12 @@ func (a *Authority) lint(tmpl *x509.Certificate, csr *x509.CertificateRequest) e
 
 // checkProfile checks a parsed certificate against the profile of
 // PROTOCOLS.md §1.8 for csr, independently of how the template was built.
-func (a *Authority) checkProfile(c *x509.Certificate, csr *x509.CertificateRequest) error {
-	issuer := a.inter
+func (s *snapshot) checkProfile(c *x509.Certificate, csr *x509.CertificateRequest) error {
+	issuer := s.inter
 	pub, ok := c.PublicKey.(interface{ Equal(crypto.PublicKey) bool })
 	var wantPointers []string
-	if a.crlURL != "" {
-		wantPointers = []string{a.crlURL, a.ocspURL}
+	if s.crlURL != "" {
+		wantPointers = []string{s.crlURL, s.ocspURL}
 	}
 	switch {
 	case !bytes.Equal(c.RawSubject, csr.RawSubject):
@@ -225,8 +228,8 @@ func (a *Authority) checkProfile(c *x509.Certificate, csr *x509.CertificateReque
 	return nil
 }
 
-// Issue redeems tok: it signs the prepared template with the intermediate
-// key and records the certificate with PutCertificate, which is
+// Issue redeems tok: it signs the prepared template with the key of the
+// intermediate that was active when tok was prepared and records the certificate with PutCertificate, which is
 // put-if-absent on the serial and, with a transaction ID, completes the
 // SCEP transaction in the same write. On a serial collision
 // (store.ErrExists) it draws a new serial and signs again, at most
@@ -247,15 +250,15 @@ func (a *Authority) Issue(ctx context.Context, tok *Token) (*x509.Certificate, *
 	if !tok.used.CompareAndSwap(false, true) {
 		return nil, nil, fmt.Errorf("ca: issue: %w", ErrTokenUsed)
 	}
-	tmpl := tok.tmpl // owned by this call from here on
-	log := a.cfg.Logger.With(attrCAID, a.interID, attrTransactionID, tok.transactionID, attrIntegrationID, tok.integrationID)
+	tmpl, s := tok.tmpl, tok.s // owned by this call from here on
+	log := a.cfg.Logger.With(attrCAID, s.interID, attrTransactionID, tok.transactionID, attrIntegrationID, tok.integrationID)
 	for attempt := 1; ; attempt++ {
 		if err := ctx.Err(); err != nil {
 			return nil, nil, fmt.Errorf("ca: issue: %w", err)
 		}
 		serial := SerialString(tmpl.SerialNumber)
 		log.InfoContext(ctx, "issuing", attrSerial, serial, "attempt", attempt)
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, a.inter, tok.pub, a.interKey)
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, s.inter, tok.pub, s.interKey)
 		if err != nil {
 			log.ErrorContext(ctx, "signing failed", attrSerial, serial, "error", err)
 			return nil, nil, fmt.Errorf("ca: issue %s: %w", serial, err)
@@ -299,7 +302,7 @@ func (a *Authority) record(cert *x509.Certificate, tok *Token) *store.Certificat
 	sum := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
 	return &store.Certificate{
 		Serial:        SerialString(cert.SerialNumber),
-		CAID:          a.interID,
+		CAID:          tok.s.interID,
 		IntegrationID: tok.integrationID,
 		TransactionID: tok.transactionID,
 		Subject:       cert.Subject.String(),

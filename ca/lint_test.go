@@ -56,12 +56,12 @@ func TestLint(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			tmpl, err := a.template(csr, DefaultValidity)
+			tmpl, err := a.template(a.snap(), csr, DefaultValidity)
 			if err != nil {
 				t.Fatalf("template() = %v", err)
 			}
 			tc.mutate(tmpl)
-			err = a.lint(tmpl, csr)
+			err = a.lint(a.snap(), tmpl, csr)
 			if (err != nil) != tc.wantErr {
 				t.Errorf("lint(%q) = %v, want error %v", tc.name, err, tc.wantErr)
 			}

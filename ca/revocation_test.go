@@ -341,3 +341,83 @@ func FuzzOCSP(f *testing.F) {
 		}
 	})
 }
+
+// TestRevocationAcrossRotation: after a rotation each intermediate, the
+// retired one included, has its own CRL and answers OCSP for its own
+// certificates, signed with its own key.
+func TestRevocationAcrossRotation(t *testing.T) {
+	t.Parallel()
+	f := newRevocationFixture(t, KeyTypeRSA)
+	ctx := t.Context()
+	oldID, oldCA := f.a.IntermediateID(), f.a.Intermediate()
+	f.setStatus(t, 0, store.CertRevoked, ocsp.KeyCompromise)
+	next, err := f.a.Rotate(ctx, RotateOptions{Actor: "test"})
+	if err != nil {
+		t.Fatalf("Rotate() = %v", err)
+	}
+	if _, err := f.a.Activate(ctx, next.ID, "test"); err != nil {
+		t.Fatalf("Activate() = %v", err)
+	}
+	newCA := f.a.Intermediate()
+	if f.a.IntermediateID() != next.ID || newCA.Equal(oldCA) {
+		t.Fatalf("after Activate the intermediate is %s, want %s", f.a.IntermediateID(), next.ID)
+	}
+	newCert, newRec := issue(t, f.a, &Request{CSR: oktaCSR(t, cachedRSAKey(t, 2048, 1), "dora", "DEV"), IntegrationID: "i1"})
+	if err := f.db.UpdateCertificateStatus(ctx, newRec.Serial, store.CertRevoked, testNow, ocsp.Superseded); err != nil {
+		t.Fatal(err)
+	}
+	f.r.Changed()
+
+	for _, tc := range []struct {
+		id     string
+		issuer *x509.Certificate
+		want   map[string]int
+	}{
+		{oldID, oldCA, map[string]int{f.recs[0].Serial: ocsp.KeyCompromise}},
+		{next.ID, newCA, map[string]int{newRec.Serial: ocsp.Superseded}},
+	} {
+		c, err := f.r.CRL(ctx, tc.id)
+		if err != nil {
+			t.Fatalf("CRL(%s) = %v", tc.id, err)
+		}
+		rl, err := x509.ParseRevocationList(c.DER)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := rl.CheckSignatureFrom(tc.issuer); err != nil {
+			t.Errorf("CRL(%s) signature: %v", tc.id, err)
+		}
+		got := map[string]int{}
+		for _, e := range rl.RevokedCertificateEntries {
+			got[SerialString(e.SerialNumber)] = e.ReasonCode
+		}
+		wantReasons(t, "CRL "+tc.id, got, tc.want)
+	}
+
+	for _, tc := range []struct {
+		name         string
+		cert, issuer *x509.Certificate
+		status       int
+	}{
+		{"old certificate, old CA", f.certs[0], oldCA, ocsp.Revoked},
+		{"good old certificate, old CA", f.certs[1], oldCA, ocsp.Good},
+		{"new certificate, new CA", newCert, newCA, ocsp.Revoked},
+		{"old certificate, new CA", f.certs[1], newCA, ocsp.Unknown},
+	} {
+		req, err := ocsp.CreateRequest(tc.cert, tc.issuer, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		der, err := f.r.OCSP(ctx, req)
+		if err != nil {
+			t.Fatalf("OCSP(%s) = %v", tc.name, err)
+		}
+		resp, err := ocsp.ParseResponse(der, tc.issuer)
+		if err != nil {
+			t.Fatalf("OCSP(%s): ParseResponse() = %v", tc.name, err)
+		}
+		if resp.Status != tc.status {
+			t.Errorf("OCSP(%s) = status %d, want %d", tc.name, resp.Status, tc.status)
+		}
+	}
+}

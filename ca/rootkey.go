@@ -12,14 +12,15 @@ import (
 // fails with an error wrapping ErrRootKeyRemoved once the key is gone.
 // The export is audited.
 func (a *Authority) ExportRootKey(ctx context.Context) ([]byte, error) {
-	rec, err := a.st.GetCA(ctx, a.rootID)
+	s := a.snap()
+	rec, err := a.st.GetCA(ctx, s.rootID)
 	if err != nil {
 		return nil, fmt.Errorf("ca: export root key: %w", err)
 	}
 	if len(rec.KeyCiphertext) == 0 {
 		return nil, fmt.Errorf("ca: export root key %s: %w", rec.ID, ErrRootKeyRemoved)
 	}
-	key, err := openKey(a.kek, rec, a.root) // also checks the key matches the root certificate
+	key, err := openKey(a.kek, rec, s.root) // also checks the key matches the root certificate
 	if err != nil {
 		return nil, fmt.Errorf("ca: export root key: %w", err)
 	}
@@ -36,7 +37,7 @@ func (a *Authority) ExportRootKey(ctx context.Context) ([]byte, error) {
 // as a certificate only, and issuance (which uses the intermediate) goes
 // on. Removing an already removed key succeeds. The removal is audited.
 func (a *Authority) RemoveRootKey(ctx context.Context) error {
-	rec, err := a.st.GetCA(ctx, a.rootID)
+	rec, err := a.st.GetCA(ctx, a.RootID())
 	if err != nil {
 		return fmt.Errorf("ca: remove root key: %w", err)
 	}

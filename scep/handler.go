@@ -19,6 +19,7 @@ import (
 const (
 	contentTypeCACert   = "application/x-x509-ca-cert"
 	contentTypeCARACert = "application/x-x509-ca-ra-cert"
+	contentTypeNextCA   = "application/x-x509-next-ca-cert"
 	contentTypePKI      = "application/x-pki-message"
 )
 
@@ -95,12 +96,12 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) error {
 		return err
 	case "GetCACaps":
 		w.Header().Set("Content-Type", "text/plain")
-		_, err := io.WriteString(w, Capabilities(integ))
+		_, err := io.WriteString(w, Capabilities(integ, len(h.svc.ca.Next()) > 0))
 		return err
 	case "GetCACert":
 		return h.caCert(w, integ)
 	case "GetNextCACert":
-		return &httpError{status: http.StatusNotFound, msg: "no successor CA certificate is staged"}
+		return h.nextCACert(w)
 	case "PKIOperation":
 		return h.pkiOperation(w, r, integ)
 	}
@@ -108,8 +109,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) error {
 }
 
 // Capabilities is the GetCACaps body for integ: exactly what is enforced
-// (PROTOCOLS.md §1.2), LF-terminated.
-func Capabilities(integ *store.Integration) string {
+// (PROTOCOLS.md §1.2), LF-terminated. nextCA: a successor CA is staged, so
+// GetNextCACert is advertised (RFC 8894 §3.5.2).
+func Capabilities(integ *store.Integration, nextCA bool) string {
 	caps := []string{"POSTPKIOperation", "SHA-1", "SHA-256", "SHA-512", "AES"}
 	if min, ok := minStrength(integ.MinCipher); !ok || min <= strength3DES {
 		caps = append(caps, "DES3")
@@ -118,7 +120,33 @@ func Capabilities(integ *store.Integration) string {
 	if integ.Renewal {
 		caps = append(caps, "Renewal")
 	}
+	if nextCA {
+		caps = append(caps, "GetNextCACert")
+	}
 	return strings.Join(caps, "\n") + "\n"
+}
+
+// nextCACert answers GetNextCACert while a rotation is staged (RFC 8894
+// §4.7): a SignedData signed by the current CA/RA key whose content is a
+// degenerate certs-only SignedData of the successor intermediate and its
+// RA, as application/x-x509-next-ca-cert. Without a successor it is 404.
+func (h *Handler) nextCACert(w http.ResponseWriter) error {
+	next := h.svc.ca.Next()
+	if len(next) == 0 {
+		return &httpError{status: http.StatusNotFound, msg: "no successor CA certificate is staged"}
+	}
+	inner, err := degenerate(next, nil)
+	if err != nil {
+		return err
+	}
+	cert, key := h.svc.ca.Recipient()
+	body, err := signData(inner, cert, key)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", contentTypeNextCA)
+	_, err = w.Write(body)
+	return err
 }
 
 // caCert answers GetCACert; the message parameter is ignored (Apple sends

@@ -105,7 +105,7 @@ func TestGetCACaps(t *testing.T) {
 					t.Errorf("GetCACaps(%s) = %q, want %q absent", tc.name, caps, c)
 				}
 			}
-			if got := scep.Capabilities(e.integ); strings.Join(caps, "\n")+"\n" != got {
+			if got := scep.Capabilities(e.integ, false); strings.Join(caps, "\n")+"\n" != got {
 				t.Errorf("GetCACaps(%s) body differs from Capabilities() = %q", tc.name, got)
 			}
 		})

@@ -3,6 +3,7 @@ package scep
 import (
 	"crypto"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
@@ -136,6 +137,11 @@ type PKIMessage struct {
 	Envelope []byte
 
 	p7 *pkcs7.PKCS7
+	// recipient and recipientKey are the CA's recipient when the request
+	// arrived: the envelope is decrypted and the CertRep signed with the
+	// same one, even if a CA rotation is activated meanwhile.
+	recipient    *x509.Certificate
+	recipientKey *rsa.PrivateKey
 }
 
 // ParsePKIMessage parses a DER or BER pkiMessage. It fails with an error
@@ -246,6 +252,24 @@ func marshalCertRep(req *PKIMessage, rep reply, signer *x509.Certificate, key cr
 	out, err := sd.Finish()
 	if err != nil {
 		return nil, fmt.Errorf("scep: certrep finish: %w", err)
+	}
+	return out, nil
+}
+
+// signData wraps content in a SignedData (id-data) signed with SHA-256 by
+// signer, whose certificate it carries (RFC 8894 §4.7.1).
+func signData(content []byte, signer *x509.Certificate, key crypto.Signer) ([]byte, error) {
+	sd, err := pkcs7.NewSignedData(content)
+	if err != nil {
+		return nil, fmt.Errorf("scep: sign: %w", err)
+	}
+	sd.SetDigestAlgorithm(pkcs7.OIDDigestAlgorithmSHA256)
+	if err := sd.AddSigner(signer, key, pkcs7.SignerInfoConfig{}); err != nil {
+		return nil, fmt.Errorf("scep: sign: %w", err)
+	}
+	out, err := sd.Finish()
+	if err != nil {
+		return nil, fmt.Errorf("scep: sign: %w", err)
 	}
 	return out, nil
 }

@@ -23,8 +23,14 @@ import (
 // authority is what the SCEP service needs from the CA.
 type authority interface {
 	Recipient() (*x509.Certificate, *rsa.PrivateKey)
+	// Recipients is the current recipient first, then those of retired
+	// intermediates (CA rotation).
+	Recipients() []ca.Recipient
 	Intermediate() *x509.Certificate
 	Chain() []*x509.Certificate
+	// Next is the staged successor CA (and RA) for GetNextCACert, nil
+	// without one.
+	Next() []*x509.Certificate
 	Trusts(cert *x509.Certificate) bool
 	Prepare(ctx context.Context, req *ca.Request) (*ca.Token, error)
 	Issue(ctx context.Context, tok *ca.Token) (*x509.Certificate, *store.Certificate, error)
@@ -152,6 +158,7 @@ func (s *Service) PKIOperation(ctx context.Context, integ *store.Integration, bo
 	if err != nil {
 		return nil, err
 	}
+	msg.recipient, msg.recipientKey = s.recipientFor(msg.Envelope)
 	ev := reqlog.FromContext(ctx)
 	ev.Add(slog.String(reqlog.KeyMessageType, msg.MessageType.String()), slog.String(reqlog.KeyTransactionID, msg.TransactionID))
 	// Audit events of this request (issue, refuse, revoke) name the
@@ -163,12 +170,28 @@ func (s *Service) PKIOperation(ctx context.Context, integ *store.Integration, bo
 		s.auditRefusal(ctx, integ, msg, err)
 	}
 	ev.Add(slog.String(reqlog.KeyPKIStatus, pkiStatusName(rep.status)))
-	cert, key := s.ca.Recipient()
-	out, err := marshalCertRep(msg, rep, cert, key)
+	out, err := marshalCertRep(msg, rep, msg.recipient, msg.recipientKey)
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
+}
+
+// recipientFor returns the recipient that envelope names: the current one,
+// or, during a CA rotation, that of a retired intermediate a client fetched
+// with GetCACert before the activation (its CertRep is then signed by that
+// recipient too, the one the client knows). Without an explicit match it is
+// the current one, to which cms.Decrypt applies its lone-recipient fallback.
+func (s *Service) recipientFor(envelope []byte) (*x509.Certificate, *rsa.PrivateKey) {
+	rs := s.ca.Recipients()
+	if len(rs) > 1 && !cms.Names(envelope, rs[0].Cert) {
+		for _, r := range rs[1:] {
+			if cms.Names(envelope, r.Cert) {
+				return r.Cert, r.Key
+			}
+		}
+	}
+	return rs[0].Cert, rs[0].Key
 }
 
 func pkiStatusName(s PKIStatus) string {
@@ -217,8 +240,7 @@ func (s *Service) handle(ctx context.Context, integ *store.Integration, msg *PKI
 // the integration's minimum cipher.
 func (s *Service) decrypt(integ *store.Integration, msg *PKIMessage) ([]byte, cms.Params, error) {
 	defer s.phase(PhaseDecrypt, time.Now())
-	cert, key := s.ca.Recipient()
-	plain, params, err := cms.Decrypt(msg.Envelope, cert, key)
+	plain, params, err := cms.Decrypt(msg.Envelope, msg.recipient, msg.recipientKey)
 	if err != nil {
 		return nil, params, err
 	}

@@ -227,17 +227,49 @@ const (
 	RoleUploaded = "UPLOADED"
 )
 
+// Rotation states of our own intermediates and their RAs (CA.State; see
+// docs/operations.md, "Rotating the intermediate").
+const (
+	// CAStateNext: a successor created by rotation, served by GetNextCACert;
+	// it issues nothing and is not trusted yet.
+	CAStateNext = "NEXT"
+	// CAStateActive: the issuing CA (Active is true).
+	CAStateActive = "ACTIVE"
+	// CAStateRetired: replaced by its successor; issues nothing, but its
+	// certificates stay trusted and it still signs their CRL and OCSP
+	// answers until it expires or is deleted.
+	CAStateRetired = "RETIRED"
+)
+
 // CA is a certificate authority (or RA) certificate with its private key
 // encrypted under the key-encryption key. KeyCiphertext is empty when the
 // key is kept offline (the root after export).
 type CA struct {
-	ID            string    `json:"id"`
-	Role          string    `json:"role"`
-	Subject       string    `json:"subject"`
-	CertDER       []byte    `json:"certDer"`
-	KeyCiphertext []byte    `json:"keyCiphertext,omitempty"`
-	Active        bool      `json:"active"`
-	CreatedAt     time.Time `json:"createdAt"`
+	ID            string `json:"id"`
+	Role          string `json:"role"`
+	Subject       string `json:"subject"`
+	CertDER       []byte `json:"certDer"`
+	KeyCiphertext []byte `json:"keyCiphertext,omitempty"`
+	// Active marks the issuing intermediate and its RA (and the root and
+	// uploaded intermediates, which are always active).
+	Active bool `json:"active"`
+	// State is the rotation state of an INTERMEDIATE or RA record:
+	// CAStateNext, CAStateActive or CAStateRetired. Records written before
+	// rotation existed have none; read them with Lifecycle.
+	State     string    `json:"state,omitempty"`
+	CreatedAt time.Time `json:"createdAt"`
+}
+
+// Lifecycle returns c's rotation state: State when set, else CAStateActive
+// for an active record and CAStateRetired for an inactive one.
+func (c *CA) Lifecycle() string {
+	switch {
+	case c.State != "":
+		return c.State
+	case c.Active:
+		return CAStateActive
+	}
+	return CAStateRetired
 }
 
 // OneTime is a single-use value with an expiry: a dynamic challenge or an

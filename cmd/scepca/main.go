@@ -1,5 +1,5 @@
 // Command scepca is the scepca server and its command-line tools: serve,
-// init, ca (root key export and removal), attest (a device proving it is
+// init, ca (root key export and removal, intermediate rotation), attest (a device proving it is
 // managed), bench and version. Subcommands only wire packages together and
 // print; the logic lives in the packages.
 package main
@@ -40,7 +40,7 @@ func commands() map[string]command {
 	return map[string]command{
 		"serve":  {"run the SCEP CA and its APIs", runServe},
 		"init":   {"create the root and intermediate CA in the data directory", runInit},
-		"ca":     {"export or remove the root key (keep the root offline)", runCA},
+		"ca":     {"export or remove the root key; rotate, activate or delete the intermediate", runCA},
 		"bench":  {"measure SCEP enrollment throughput on loopback", runBench},
 		"attest": {"act as a device: prove management to the verifier, print the device context", runAttest},
 		// Admin API clients (client.go).
@@ -49,6 +49,7 @@ func commands() map[string]command {
 		"certificates": {"list, get, revoke, hold and unhold certificates through the admin API", apiGroup("certificates", certificateCommands)},
 		"token":        {"create, list and delete API tokens (scope admin or verify)", apiGroup("token", tokenCommands)},
 		"logs":         {"list audit events (filter by type and time)", apiSingle("logs", logsCommand)},
+		"cas":          {"list certificate authorities and rotate the intermediate through the admin API", apiGroup("cas", caCommands)},
 		"version":      {"print the version", runVersion},
 	}
 }

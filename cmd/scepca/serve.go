@@ -128,7 +128,7 @@ func runServe(ctx context.Context, args []string, env func(string) string, stdou
 	if err != nil {
 		return err
 	}
-	api, err := admin.New(admin.Config{Store: statusStore, PublicURL: o.publicURL, TokenHashes: [][]byte{tokenHash}, Audit: audit, Dev: o.dev, Sealer: kek, Intune: intuneValidator, Attestation: attestation})
+	api, err := admin.New(admin.Config{Store: statusStore, PublicURL: o.publicURL, TokenHashes: [][]byte{tokenHash}, Audit: audit, Dev: o.dev, Sealer: kek, Intune: intuneValidator, Attestation: attestation, CA: authority})
 	if err != nil {
 		return err
 	}
@@ -193,6 +193,7 @@ func runServe(ctx context.Context, args []string, env func(string) string, stdou
 	if auditLog.sweeper != nil {
 		background.Go(func() { _ = auditLog.sweeper.Run(bgCtx) })
 	}
+	background.Go(func() { _ = authority.Run(bgCtx) }) // picks up rotation steps of other replicas
 
 	if o.metricsListen != "" {
 		mln, err := net.Listen("tcp", o.metricsListen)

@@ -840,3 +840,28 @@ func FuzzDecrypt(f *testing.F) {
 		}
 	})
 }
+
+func TestNames(t *testing.T) {
+	t.Parallel()
+	a, b := testRecipients(t)
+	env := mustEncrypt(t, []byte("secret content"), a.cert, allParams()[0])
+	tests := []struct {
+		name     string
+		envelope []byte
+		cert     *x509.Certificate
+		want     bool
+	}{
+		{name: "the recipient", envelope: env, cert: a.cert, want: true},
+		{name: "another certificate", envelope: env, cert: b.cert},
+		{name: "nil certificate", envelope: env},
+		{name: "not an envelope", envelope: []byte{0x30, 0x03, 0x02, 0x01, 0x01}, cert: a.cert},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if got := Names(tc.envelope, tc.cert); got != tc.want {
+				t.Errorf("Names(%s) = %v, want %v", tc.name, got, tc.want)
+			}
+		})
+	}
+}

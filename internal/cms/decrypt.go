@@ -326,18 +326,39 @@ func parseInteger(b []byte) *big.Int {
 	return n
 }
 
+// Names reports whether envelope has a KeyTransRecipientInfo naming cert by
+// issuerAndSerialNumber or subjectKeyIdentifier. A server holding several
+// recipient keys (a CA during rotation) picks the one the client encrypted
+// to with it; Decrypt's fallback to a lone recipient is not a match here.
+func Names(envelope []byte, cert *x509.Certificate) bool {
+	if cert == nil {
+		return false
+	}
+	env, err := parseEnvelope(envelope)
+	if err != nil {
+		return false
+	}
+	for i := range env.recipients {
+		if env.recipients[i].names(cert) {
+			return true
+		}
+	}
+	return false
+}
+
+// names reports whether r identifies cert.
+func (r *ktri) names(cert *x509.Certificate) bool {
+	if r.ski != nil {
+		return len(cert.SubjectKeyId) > 0 && bytes.Equal(r.ski, cert.SubjectKeyId)
+	}
+	return cert.SerialNumber != nil && bytes.Equal(r.issuer, cert.RawIssuer) && r.serial.Cmp(cert.SerialNumber) == 0
+}
+
 // recipient picks the KeyTransRecipientInfo for cert (see Decrypt).
 func (e *envelope) recipient(cert *x509.Certificate) (*ktri, error) {
 	if cert != nil {
 		for i := range e.recipients {
-			r := &e.recipients[i]
-			if r.ski != nil {
-				if len(cert.SubjectKeyId) > 0 && bytes.Equal(r.ski, cert.SubjectKeyId) {
-					return r, nil
-				}
-				continue
-			}
-			if cert.SerialNumber != nil && bytes.Equal(r.issuer, cert.RawIssuer) && r.serial.Cmp(cert.SerialNumber) == 0 {
+			if r := &e.recipients[i]; r.names(cert) {
 				return r, nil
 			}
 		}

@@ -132,4 +132,18 @@ func testCACRUD(t *testing.T, s store.Store) {
 	must(t, call("ListCAs"), err)
 	slices.SortFunc(list, byCAID)
 	wantDiff(t, call("ListCAs"), []*store.CA{inter, ra, exported}, list)
+
+	// Rotation moves an intermediate through NEXT, ACTIVE and RETIRED.
+	next := caRecord("next")
+	next.Active, next.State = false, store.CAStateNext
+	must(t, call("CreateCA", next.ID), s.CreateCA(ctx, next))
+	got, err = s.GetCA(ctx, "next")
+	must(t, call("GetCA", "next"), err)
+	wantDiff(t, call("GetCA", "next"), next, got)
+	activated := caRecord("next")
+	activated.Active, activated.State = true, store.CAStateActive
+	must(t, call("UpdateCA", "next"), s.UpdateCA(ctx, activated))
+	got, err = s.GetCA(ctx, "next")
+	must(t, call("GetCA", "next"), err)
+	wantDiff(t, call("GetCA", "next")+" after activation", activated, got)
 }

@@ -46,6 +46,7 @@ func commands() map[string]command {
 		// Admin API clients (client.go).
 		"integrations": {"manage device integrations through the admin API", apiGroup("integrations", integrationCommands)},
 		"devices":      {"list devices and change their lifecycle through the admin API", apiGroup("devices", deviceCommands)},
+		"certificates": {"list, get, revoke, hold and unhold certificates through the admin API", apiGroup("certificates", certificateCommands)},
 		"token":        {"create, list and delete API tokens (scope admin or verify)", apiGroup("token", tokenCommands)},
 		"logs":         {"list audit events (filter by type and time)", apiSingle("logs", logsCommand)},
 		"cas":          {"list certificate authorities and rotate the intermediate through the admin API", apiGroup("cas", caCommands)},

@@ -45,6 +45,8 @@ type serveOptions struct {
 	tlsCert, tlsKey string
 	// insecureHTTP allows plain HTTP on a non-loopback address.
 	insecureHTTP bool
+	// revocation configures CRL and OCSP (serve_revocation.go).
+	revocation revocationOptions
 	// audit configures the stored audit log (serve_audit.go).
 	audit auditOptions
 }
@@ -120,6 +122,11 @@ func runServe(ctx context.Context, args []string, env func(string) string, stdou
 	if created {
 		fmt.Fprintf(stdout, "initialised %q and %q in %s\n", authority.Root().Subject.CommonName, authority.Intermediate().Subject.CommonName, o.data)
 	}
+	revocation, revocationRoutes, err := newRevocation(&o.revocation, authority, st)
+	if err != nil {
+		return err
+	}
+	statusStore := statusNotifier{Store: st, changed: revocation.Changed}
 	tokenHash, err := adminToken(&o.dataOptions, env, stdout)
 	if err != nil {
 		return err
@@ -129,11 +136,11 @@ func runServe(ctx context.Context, args []string, env func(string) string, stdou
 		return err
 	}
 	o.attest.observe = m.AttestVerify
-	attestation, attestSweeper, err := newAttestation(&o.attest, st, kek, log, audit)
+	attestation, attestSweeper, err := newAttestation(&o.attest, statusStore, kek, log, audit)
 	if err != nil {
 		return err
 	}
-	api, err := admin.New(admin.Config{Store: st, PublicURL: o.publicURL, TokenHashes: [][]byte{tokenHash}, Audit: audit, Dev: o.dev, Sealer: kek, Intune: intuneValidator, Attestation: attestation, CA: authority})
+	api, err := admin.New(admin.Config{Store: statusStore, PublicURL: o.publicURL, TokenHashes: [][]byte{tokenHash}, Audit: audit, Dev: o.dev, Sealer: kek, Intune: intuneValidator, Attestation: attestation, CA: authority})
 	if err != nil {
 		return err
 	}
@@ -142,8 +149,8 @@ func runServe(ctx context.Context, args []string, env func(string) string, stdou
 		return err
 	}
 	svc, err := scep.NewService(scep.Config{
-		CA:    authority,
-		Store: st,
+		CA:    scepAuthority{Authority: authority, rev: revocation},
+		Store: statusStore,
 		Validators: map[string]challenge.Validator{
 			store.ChallengeStatic:  challenge.Static{},
 			store.ChallengeDynamic: dynamic,
@@ -161,6 +168,7 @@ func runServe(ctx context.Context, args []string, env func(string) string, stdou
 	scep.NewHandler(svc).Register(mux)
 	dynamic.Register(mux)
 	api.Register(mux)
+	revocationRoutes.Register(mux)
 	mux.Handle("GET /metrics", metricsHandler)
 	m.Outstanding(outstandingChallenges(st))
 	m.CAExpiry(map[string]func() time.Time{
@@ -250,6 +258,7 @@ func (o *serveOptions) flags(stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.tlsKey, "tls-key", "", "PEM private key of --tls-cert; reloaded when the file changes")
 	fs.BoolVar(&o.insecureHTTP, "insecure-http", false, "allow plain HTTP on a non-loopback --listen or --metrics-listen (only behind a TLS-terminating proxy)")
 	o.attest.register(fs)
+	o.revocation.register(fs)
 	o.audit.register(fs)
 	return fs
 }

@@ -11,7 +11,8 @@ build:
 run:
 	$(GO) run ./cmd/scepca serve --dev --data $(DATA)
 
-# deps installs the Debian packages the tests drive (real SCEP clients, swtpm,
+# deps installs the Debian packages the tests drive (real SCEP clients;
+# python3's plistlib reads the mobileconfig; systemd-analyze checks the unit;
 # etcd-server and etcd-client for store/etcd, the two-replica and the
 # snapshot-restore tests).
 deps:
@@ -22,6 +23,8 @@ deps:
 	command -v openssl >/dev/null 2>&1 || missing="$$missing openssl"; \
 	command -v swtpm >/dev/null 2>&1 || missing="$$missing swtpm swtpm-tools"; \
 	command -v tpm2_startup >/dev/null 2>&1 || missing="$$missing tpm2-tools"; \
+	command -v python3 >/dev/null 2>&1 || missing="$$missing python3"; \
+	command -v systemd-analyze >/dev/null 2>&1 || missing="$$missing systemd"; \
 	command -v etcd >/dev/null 2>&1 || missing="$$missing etcd-server"; \
 	command -v etcdctl >/dev/null 2>&1 || missing="$$missing etcd-client"; \
 	if [ -n "$$missing" ]; then \
@@ -32,6 +35,7 @@ deps:
 
 test: deps
 	SCEPCA_REQUIRE_CLIENTS=1 $(GO) test -race -shuffle=on -count=1 -timeout 12m ./...
+	cd deploy && SCEPCA_REQUIRE_CLIENTS=1 $(GO) test -count=1 ./...
 	$(MAKE) fuzz FUZZTIME=5s
 
 cover: deps
@@ -40,6 +44,7 @@ cover: deps
 lint:
 	@out="$$(gofmt -s -l .)"; test -z "$$out" || { echo "gofmt -s needed:"; echo "$$out"; exit 1; }
 	$(GO) vet ./...
+	cd deploy && $(GO) vet ./...
 	$(GO) tool golangci-lint run ./...
 
 vuln:

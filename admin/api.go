@@ -20,6 +20,7 @@ type stores interface {
 	CreateCA(ctx context.Context, c *store.CA) error
 	DeleteCA(ctx context.Context, id string) error
 	deviceStores
+	certStores
 	store.TokenStore
 	ListEvents(ctx context.Context, f store.EventFilter) ([]*store.Event, error)
 }
@@ -153,6 +154,10 @@ func (a *API) Register(mux *http.ServeMux) {
 		"POST /api/v1/certificate-authorities/{id}/lifecycle/activate": a.activateCA,
 		"POST /api/v1/attestation/nonces":                              a.attestationNonce,
 		"POST /api/v1/attestation/verify":                              a.attestationVerify,
+		"GET /api/v1/certificates":                                     a.listCertificates,
+		"GET /api/v1/certificates/{serial}":                            a.getCertificate,
+		"POST /api/v1/certificates/{serial}/revoke":                    a.postRevoke,
+		"POST /api/v1/certificates/{serial}/unhold":                    a.postUnhold,
 		"GET /api/v1/backup":                                           a.backup,
 		"GET /api/v1/logs":                                             a.listLogs,
 		"POST /api/v1/tokens":                                          a.createToken,

@@ -98,24 +98,12 @@ func (a *API) revokeIntegrationCertificates(ctx context.Context, id string) ([]s
 		if c.Status == store.CertRevoked {
 			continue
 		}
-		if err := a.revokeCertificate(ctx, c.Serial, attest.ReasonCessationOfOperation, "device.integration.delete"); err != nil {
+		if _, err := a.setCertificateStatus(ctx, c, store.CertRevoked, attest.ReasonCessationOfOperation, "device.integration.delete"); err != nil {
 			return revoked, err
 		}
 		revoked = append(revoked, c.Serial)
 	}
 	return revoked, nil
-}
-
-// revokeCertificate revokes one of our certificates for good with a CRL
-// reason code and audits it. It is the one place the admin API revokes a
-// certificate, so the certificates API can take it over.
-func (a *API) revokeCertificate(ctx context.Context, serial string, reason int, cause string) error {
-	err := a.store.UpdateCertificateStatus(ctx, serial, store.CertRevoked, a.now().UTC(), reason)
-	a.audit.InfoContext(ctx, "certificate.revoke", "target", serial, "reason", reason, "cause", cause, "outcome", outcome(err))
-	if err != nil {
-		return fmt.Errorf("admin: revoke certificate %s: %w", serial, err)
-	}
-	return nil
 }
 
 func outcome(err error) string {

@@ -12,6 +12,12 @@
 // also completes the SCEP transaction) and writes an audit line before and
 // after signing.
 //
+// Revocation publishes certificate status for every issuing CA it can sign
+// for (Authority.Issuer): a cached CRL per CA, signed again when told of a
+// change (Changed), after a refresh interval and at half its validity, and
+// OCSP answers read from the store on every request. The HTTP routes that
+// serve them live in admin.
+//
 // What ca must not do: speak SCEP or HTTP, import scep or admin, decide
 // which integration or challenge a request belongs to, or log private keys
 // or the KEK (KEK redacts itself). Private keys never leave the package

@@ -209,6 +209,12 @@ func TestIntuneEnroll(t *testing.T) {
 	}
 }
 
+// intuneTestTimeout bounds each Intune call in the tests that script a
+// Blocking reply: long enough that a call the fake answers at once never
+// times out on a loaded machine (300 ms did, under make test), short enough
+// to keep those tests quick.
+const intuneTestTimeout = 2 * time.Second
+
 // TestIntuneRefusals is §5 item 15: each refusal code, the unknown
 // BadTenantIdInChallenge included, a 500 and a timeout give FAILURE
 // badRequest, store nothing and send no failureNotification; a failure
@@ -230,7 +236,7 @@ func TestIntuneRefusals(t *testing.T) {
 	for _, code := range intunefake.Codes {
 		tests = append(tests, tc{code, intunefake.Refuse(code), false})
 	}
-	e := newIntuneEndpoint(t, intuneConfig{callTimeout: 300 * time.Millisecond})
+	e := newIntuneEndpoint(t, intuneConfig{callTimeout: intuneTestTimeout})
 	e.enroll(t) // warm: tokens and discovery cached
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -309,7 +315,7 @@ func TestIntuneNotificationFailure(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			e := newIntuneEndpoint(t, intuneConfig{callTimeout: 300 * time.Millisecond})
+			e := newIntuneEndpoint(t, intuneConfig{callTimeout: intuneTestTimeout})
 			m := e.message(t)
 			e.fake.Script(m.TransactionID, intunefake.ActionSuccess, tc.reply)
 			wantFailure(t, m, e.do(t, m, ""), scep.BadRequest)

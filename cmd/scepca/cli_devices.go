@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"flag"
-	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -60,26 +59,6 @@ func buildListDevices(fs *flag.FlagSet) apiAction {
 		if *limit != 0 {
 			q.Set("limit", strconv.Itoa(*limit))
 		}
-		path := "/api/v1/devices"
-		if len(q) > 0 {
-			path += "?" + q.Encode()
-		}
-		devices := []any{}
-		for path != "" {
-			var page []any
-			h, err := c.call(ctx, http.MethodGet, path, nil, &page)
-			if err != nil {
-				return nil, err
-			}
-			devices = append(devices, page...)
-			path = nextLink(h)
-			if path != "" && !*all {
-				if u, err := url.Parse(path); err == nil {
-					fmt.Fprintf(c.stderr, "more devices: add --cursor %s (or use --all)\n", u.Query().Get("cursor"))
-				}
-				break
-			}
-		}
-		return devices, nil
+		return fetchPages(ctx, c, "/api/v1/devices", q, *all, "devices")
 	}
 }

@@ -6,7 +6,7 @@ package main
 // --server, --token-file, --data and --output (clientOptions) and the
 // error handling: a problem document's detail, exit status 1.
 //
-// Adding a group (certificates, cas, logs, token) is one table of
+// Adding a group (cas, logs, token; certificates is cli_certificates.go) is one table of
 // apiCommand and one line in commands(). For example:
 //
 //	var certificateCommands = map[string]apiCommand{

@@ -9,12 +9,14 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/scepca/scepca/internal/testpki"
 	"github.com/scepca/scepca/store"
+	"github.com/scepca/scepca/store/bolt"
 )
 
 type fakeHealthStore struct {
@@ -113,5 +115,28 @@ func TestServeHealth(t *testing.T) {
 		if path == "/healthz" && string(b) != "ok\n" {
 			t.Errorf("GET /healthz body %q, want \"ok\\n\"", b)
 		}
+	}
+}
+
+// TestReadinessRealStore: /readyz over a real bbolt file turns 503, naming
+// the store, once the database no longer takes a write.
+func TestReadinessRealStore(t *testing.T) {
+	t.Parallel()
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "scepca.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := testpki.NewRSAKey(t, 2048)
+	cert := testpki.SelfSigned(t, key, "recipient")
+	h := &readiness{store: db, integrations: db, recipient: func() (*x509.Certificate, *rsa.PrivateKey) { return cert, key }}
+	if code, body := readyz(t, h); code != http.StatusOK {
+		t.Fatalf("/readyz on an open store = %d %+v, want 200", code, body)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	code, body := readyz(t, h)
+	if code != http.StatusServiceUnavailable || !slices.Contains(body.Failed, checkStore) || body.Status == "ok" {
+		t.Errorf("/readyz on an unwritable store = %d %+v, want 503 failing %q", code, body, checkStore)
 	}
 }

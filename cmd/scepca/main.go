@@ -46,11 +46,14 @@ func commands() map[string]command {
 		// Admin API clients (client.go).
 		"integrations": {"manage device integrations through the admin API", apiGroup("integrations", integrationCommands)},
 		"devices":      {"list devices and change their lifecycle through the admin API", apiGroup("devices", deviceCommands)},
+		"certificates": {"list, get, revoke, hold and unhold certificates through the admin API", apiGroup("certificates", certificateCommands)},
 		"token":        {"create, list and delete API tokens (scope admin or verify)", apiGroup("token", tokenCommands)},
 		"logs":         {"list audit events (filter by type and time)", apiSingle("logs", logsCommand)},
 		"cas":          {"list certificate authorities and rotate the intermediate through the admin API", apiGroup("cas", caCommands)},
 		"store":        {"migrate: copy every record between stores (bolt:PATH, etcd:ENDPOINTS) and verify counts and checksums", runStore},
 		"version":      {"print the version", runVersion},
+		"config":       {"check serve's configuration (flags, SCEPCA_* and --config file)", runConfig},
+		"profile":      {"write an Apple configuration profile (mobileconfig) for a DESKTOP integration", runProfile},
 	}
 }
 
@@ -81,7 +84,7 @@ func usage(w io.Writer, cmds map[string]command) {
 	for _, n := range names {
 		fmt.Fprintf(w, "  %-12s %s\n", n, cmds[n].summary)
 	}
-	fmt.Fprintln(w, "\nRun 'scepca <command> -h' for its flags. Every flag can also be set as SCEPCA_<FLAG> (e.g. SCEPCA_PUBLIC_URL); flags win.")
+	fmt.Fprintln(w, "\nRun 'scepca <command> -h' for its flags. Every flag can also be set as SCEPCA_<FLAG> (e.g. SCEPCA_PUBLIC_URL), and serve's in a --config file; flags win, then environment, then file.")
 }
 
 func runVersion(_ context.Context, _ []string, _ func(string) string, stdout, _ io.Writer) error {
@@ -104,15 +107,11 @@ func version() string {
 }
 
 // parseFlags parses args into fs, refuses stray positional arguments, and
-// fills the flags not given from SCEPCA_* (applyEnv).
+// fills the flags not given from SCEPCA_* (applyEnv), then from the
+// --config file where the command has one (config.go).
 func parseFlags(fs *flag.FlagSet, args []string, env func(string) string) error {
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
-	return applyEnv(fs, env)
+	_, err := parseSources(fs, args, env)
+	return err
 }
 
 // applyEnv sets every flag not given on the command line from

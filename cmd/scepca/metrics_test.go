@@ -119,13 +119,20 @@ func TestMetricsAfterEnrollment(t *testing.T) {
 		{"scepca_certificates_issued_total", nil, 1},
 		{"scepca_dynamic_challenges_total", map[string]string{"event": "minted"}, 1},
 		{"scepca_dynamic_challenges_outstanding", nil, 1},
+		{"scepca_store_op_seconds", map[string]string{"op": "PutCertificate"}, 1},
+		{"scepca_store_ops_total", map[string]string{"op": "PutCertificate", "result": "ok"}, 1},
+		{"scepca_store_ops_total", map[string]string{"op": "PutOneTime", "result": "ok"}, 1},
 	} {
 		if v, _ := sample(after, c.name, c.labels); v < c.min {
 			t.Errorf("%s%v = %v, want at least %v", c.name, c.labels, v, c.min)
 		}
 	}
+	// A fresh certificate (365 days) is not expiring; the gauge is there.
+	if v, ok := sample(after, "scepca_certificates_expiring", nil); !ok || v != 0 {
+		t.Errorf("scepca_certificates_expiring = %v, %v, want 0", v, ok)
+	}
 	// Labels stay bounded: the integration is the dev one, no device data.
-	for _, m := range after["scepca_scep_requests_total"].GetMetric() {
+	for _, m := range append(after["scepca_scep_requests_total"].GetMetric(), after["scepca_store_ops_total"].GetMetric()...) {
 		for _, l := range m.GetLabel() {
 			if strings.Contains(l.GetValue(), "alice") || strings.Contains(l.GetValue(), "UDID") {
 				t.Errorf("label %s=%q carries device data", l.GetName(), l.GetValue())

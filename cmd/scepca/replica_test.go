@@ -19,6 +19,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/scepca/scepca/attest"
 	"github.com/scepca/scepca/attest/client"
@@ -64,7 +65,7 @@ func startReplicas(t *testing.T) *replicas {
 			t.Fatal(err)
 		}
 	}
-	args := append(etcdArgs(r.etcd, r.prefix), "--kek-file", kek)
+	args := append(etcdArgs(r.etcd, r.prefix), "--kek-file", kek, "--crl-refresh", "1s")
 	r.a, r.cmdA = startProcess(t, dirA, args...)
 	dev, err := os.ReadFile(filepath.Join(dirA, "dev-integration.json"))
 	if err != nil {
@@ -242,42 +243,47 @@ func TestReplicasOnEtcd(t *testing.T) {
 	})
 
 	t.Run("RevocationAcrossReplicas", func(t *testing.T) {
-		// A device deleted through A: its certificate is revoked for B at
-		// once, both for the verifier and on the CRL B signs for GetCRL
-		// (fresh from etcd on every request: no delay to wait out).
-		cert, key, _ := enrollECDSA(t, r.a, t.TempDir(), "frank managementAttestation REPLICA-REV")
+		// A device deleted through A: B's verifier refuses its certificate
+		// and B's OCSP answers revoked at once (both read etcd on every
+		// request); B's CRL, cached, lists it within --crl-refresh (1 s
+		// here). openssl checks B's OCSP answers and CRLs.
+		dir := t.TempDir()
+		cert, key, _ := enrollECDSA(t, r.a, dir, "frank managementAttestation REPLICA-REV")
+		certPath := filepath.Join(dir, "cert.pem")
+		writePEMFile(t, certPath, "CERTIFICATE", cert.Raw)
+		serial := opensslSerial(cert)
 		dc, err := attestClient(r.b).AttestDesktop(t.Context(), key, cert, "REPLICA-REV", attest.PlatformMacOS, "")
 		if err != nil {
 			t.Fatal(err)
 		}
 		wantContext(t, "attest on B", dc, attest.ReasonManaged)
+		rb := newRevocationClient(t, r.b)
+		wantOCSP(t, "B's OCSP before the revocation", rb.ocsp(t, certPath), certPath, "good", "")
+		wantCRL(t, "B's CRL before the revocation (now cached)", rb.crl(t), serial, "")
+
 		if resp := r.a.API(t, http.MethodDelete, "/api/v1/devices/REPLICA-REV", nil); resp.StatusCode != http.StatusOK {
 			t.Fatalf("DELETE device on A = %d", resp.StatusCode)
 		}
+		wantOCSP(t, "B's OCSP after the revocation on A", rb.ocsp(t, certPath), certPath, "revoked", "")
 		dc, err = attestClient(r.b).AttestDesktop(t.Context(), key, cert, "REPLICA-REV", attest.PlatformMacOS, "")
 		if err != nil {
 			t.Fatal(err)
 		}
-		wantContext(t, "attest on B after the delete on A", dc, attest.ReasonCertRevoked)
+		wantContext(t, "attest on B after the revocation on A", dc, attest.ReasonCertRevoked)
 
+		// The CRL: re-read until B's cache has been refreshed. The
+		// watchdog is 30 times the bound; the wait is B's, not a sleep.
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		deadline := time.Now().Add(30 * time.Second)
+		for out := rb.crl(t); !strings.Contains(out, "Serial Number: "+serial+"\n"); out = rb.crl(t) {
+			if time.Now().After(deadline) {
+				t.Fatalf("B's CRL does not list %s 30 s after its revocation on A (--crl-refresh 1s):\n%s", serial, out)
+			}
+			<-tick.C
+		}
 		certs, _ := getCACert(t, r.b.SCEPURL)
-		signerKey := testpki.RSAKeyN(t, 2048, 3)
-		signer, err := scepclient.SelfSigned(signerKey, "SCEP SIGNER")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ias, err := scepclient.IssuerAndSerial(certs[0], cert.SerialNumber)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rep, err := (&scepclient.Client{URL: r.b.SCEPURL}).Do(t.Context(), &scepclient.Message{
-			Type: scepclient.TypeGetCRL, TransactionID: "replica-getcrl", Signer: signer, Key: signerKey,
-			Recipient: scepclient.Recipient(certs), Content: ias, Params: loadgen.DefaultParams,
-		})
-		if err != nil || rep.Status != scepclient.StatusSuccess || len(rep.CRLs) != 1 {
-			t.Fatalf("GetCRL on B = %+v, %v, want SUCCESS with a CRL", rep, err)
-		}
-		crl, err := x509.ParseRevocationList(rep.CRLs[0])
+		crl, err := x509.ParseRevocationList(getCRLSCEP(t, r.b, certs[0], cert.SerialNumber))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -286,7 +292,7 @@ func TestReplicasOnEtcd(t *testing.T) {
 			listed = listed || e.SerialNumber.Cmp(cert.SerialNumber) == 0
 		}
 		if !listed {
-			t.Errorf("B's CRL does not list %s, revoked through A", ca.SerialString(cert.SerialNumber))
+			t.Errorf("B's SCEP GetCRL does not list %s once its /crl does", serial)
 		}
 	})
 
@@ -393,7 +399,7 @@ func TestInitCAOnEtcdRace(t *testing.T) {
 		}
 		t.Cleanup(func() { _ = st.Close() })
 		wg.Go(func() {
-			a, c, err := initCA(t.Context(), st, kek, ca.Config{Org: "Race", KeyType: "rsa", PublicURL: "http://127.0.0.1:8080"})
+			a, c, err := initCA(t.Context(), st, st, kek, ca.Config{Org: "Race", KeyType: "rsa", PublicURL: "http://127.0.0.1:8080"})
 			if err != nil {
 				t.Errorf("initCA on replica %d = %v", i, err)
 				return
@@ -435,7 +441,7 @@ func TestRotateOnEtcdRace(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = st.Close() })
-		a, _, err := initCA(t.Context(), st, kek, ca.Config{Org: "Race", KeyType: "rsa", PublicURL: "http://127.0.0.1:8080"})
+		a, _, err := initCA(t.Context(), st, st, kek, ca.Config{Org: "Race", KeyType: "rsa", PublicURL: "http://127.0.0.1:8080"})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -40,6 +41,12 @@ type serveOptions struct {
 	attest attestOptions
 	// metricsListen, when set, serves /metrics on its own listener too.
 	metricsListen string
+	// tlsCert and tlsKey, when set, make every listener TLS (tls.go).
+	tlsCert, tlsKey string
+	// insecureHTTP allows plain HTTP on a non-loopback address.
+	insecureHTTP bool
+	// revocation configures CRL and OCSP (serve_revocation.go).
+	revocation revocationOptions
 	// audit configures the stored audit log (serve_audit.go).
 	audit auditOptions
 }
@@ -53,19 +60,8 @@ type devIntegration struct {
 }
 
 func runServe(ctx context.Context, args []string, env func(string) string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	var o serveOptions
-	o.register(fs)
-	fs.StringVar(&o.listen, "listen", "127.0.0.1:8080", "address to listen on")
-	fs.StringVar(&o.publicURL, "public-url", "", "external base URL of this server (default http://<listen address>)")
-	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
-	fs.DurationVar(&o.validity, "cert-validity", 365*24*time.Hour, "validity of issued certificates (integrations may override in days)")
-	fs.DurationVar(&o.jitter, "cert-jitter", 0, "shorten each certificate's NotAfter by a random amount up to this, to spread renewals (at most half the validity)")
-	fs.DurationVar(&o.intuneTimeout, "intune-timeout", intune.DefaultCallTimeout, "timeout of each call to Entra ID, Microsoft Graph and Intune (INTUNE integrations)")
-	fs.StringVar(&o.metricsListen, "metrics-listen", "", "also serve /metrics on this address (it is always on the main listener)")
-	o.attest.register(fs)
-	o.audit.register(fs)
+	fs := o.flags(stderr)
 	if err := parseFlags(fs, args, env); err != nil {
 		return err
 	}
@@ -73,22 +69,41 @@ func runServe(ctx context.Context, args []string, env func(string) string, stdou
 	if err != nil {
 		return err
 	}
-	kek, st, err := o.open(env, stderr)
+	tlsCfg, err := o.serverTLS(log)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
+	kek, db, err := o.open(env, stderr)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
 
 	ln, err := net.Listen("tcp", o.listen)
 	if err != nil {
 		return err
 	}
 	defer ln.Close()
+	// The metrics listener is open before the banner, so a scraper told
+	// the server is up is queued, not refused, until it serves.
+	var mln net.Listener
+	if o.metricsListen != "" {
+		if mln, err = net.Listen("tcp", o.metricsListen); err != nil {
+			return fmt.Errorf("metrics listener: %w", err)
+		}
+		defer mln.Close()
+	}
 	if o.publicURL == "" {
 		o.publicURL = "http://" + ln.Addr().String()
+		if tlsCfg != nil {
+			o.publicURL = "https://" + ln.Addr().String()
+		}
 	}
 
 	m, metricsHandler := newMetrics()
+	// st times every storage call (scepca_store_op_seconds); /readyz
+	// checks the database itself.
+	st := meteredStore{Store: db, observe: m.StoreOp}
 	auditLog, err := newAuditLog(&o.audit, st, auditCounter{Handler: log.With("log", "audit").Handler(), m: m}, log, m)
 	if err != nil {
 		return err
@@ -100,13 +115,18 @@ func runServe(ctx context.Context, args []string, env func(string) string, stdou
 	if err := caCfg.Validate(); err != nil {
 		return err
 	}
-	authority, created, err := initCA(ctx, st, kek, caCfg)
+	authority, created, err := initCA(ctx, st, db, kek, caCfg)
 	if err != nil {
 		return err
 	}
 	if created {
 		fmt.Fprintf(stdout, "initialised %q and %q in %s\n", authority.Root().Subject.CommonName, authority.Intermediate().Subject.CommonName, o.where())
 	}
+	revocation, revocationRoutes, err := newRevocation(&o.revocation, authority, st)
+	if err != nil {
+		return err
+	}
+	statusStore := statusNotifier{Store: st, changed: revocation.Changed}
 	tokenHash, err := adminToken(&o.dataOptions, env, stdout)
 	if err != nil {
 		return err
@@ -116,11 +136,11 @@ func runServe(ctx context.Context, args []string, env func(string) string, stdou
 		return err
 	}
 	o.attest.observe = m.AttestVerify
-	attestation, attestSweeper, err := newAttestation(&o.attest, st, kek, log, audit)
+	attestation, attestSweeper, err := newAttestation(&o.attest, statusStore, kek, log, audit)
 	if err != nil {
 		return err
 	}
-	api, err := admin.New(admin.Config{Store: st, PublicURL: o.publicURL, TokenHashes: [][]byte{tokenHash}, Audit: audit, Dev: o.dev, Sealer: kek, Intune: intuneValidator, Attestation: attestation, CA: caLifecycle{authority, st}, Backup: hotBackup(st)})
+	api, err := admin.New(admin.Config{Store: statusStore, PublicURL: o.publicURL, TokenHashes: [][]byte{tokenHash}, Audit: audit, Dev: o.dev, Sealer: kek, Intune: intuneValidator, Attestation: attestation, CA: caLifecycle{authority, db}, Backup: hotBackup(db)})
 	if err != nil {
 		return err
 	}
@@ -129,8 +149,8 @@ func runServe(ctx context.Context, args []string, env func(string) string, stdou
 		return err
 	}
 	svc, err := scep.NewService(scep.Config{
-		CA:    authority,
-		Store: st,
+		CA:    scepAuthority{Authority: authority, rev: revocation},
+		Store: statusStore,
 		Validators: map[string]challenge.Validator{
 			store.ChallengeStatic:  challenge.Static{},
 			store.ChallengeDynamic: dynamic,
@@ -148,6 +168,7 @@ func runServe(ctx context.Context, args []string, env func(string) string, stdou
 	scep.NewHandler(svc).Register(mux)
 	dynamic.Register(mux)
 	api.Register(mux)
+	revocationRoutes.Register(mux)
 	mux.Handle("GET /metrics", metricsHandler)
 	m.Outstanding(outstandingChallenges(st))
 	m.CAExpiry(map[string]func() time.Time{
@@ -155,7 +176,8 @@ func runServe(ctx context.Context, args []string, env func(string) string, stdou
 		"intermediate": func() time.Time { return authority.Intermediate().NotAfter },
 		"ra":           func() time.Time { c, _ := authority.Recipient(); return c.NotAfter },
 	})
-	(&readiness{store: st, integrations: st, recipient: authority.Recipient, intune: intuneValidator}).Register(mux)
+	m.Expiring((&expiringCounter{certs: st, ttl: time.Minute, now: time.Now}).Value)
+	(&readiness{store: db, integrations: st, recipient: authority.Recipient, intune: intuneValidator}).Register(mux)
 	handler := reqlog.Middleware(log, nil)(scepMetrics(m, reqlog.Recover(reqlog.LimitBody(maxBody)(mux))))
 	srv := &http.Server{
 		Handler:           handler,
@@ -165,6 +187,7 @@ func runServe(ctx context.Context, args []string, env func(string) string, stdou
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return ctx },
+		TLSConfig:         tlsCfg,
 	}
 
 	fmt.Fprintf(stdout, "scepca %s listening on %s (public URL %s)\n", version(), ln.Addr(), o.publicURL)
@@ -186,16 +209,12 @@ func runServe(ctx context.Context, args []string, env func(string) string, stdou
 	}
 	background.Go(func() { _ = authority.Run(bgCtx) }) // picks up rotation steps of other replicas
 
-	if o.metricsListen != "" {
-		mln, err := net.Listen("tcp", o.metricsListen)
-		if err != nil {
-			return fmt.Errorf("metrics listener: %w", err)
-		}
+	if mln != nil {
 		metricsMux := http.NewServeMux()
 		metricsMux.Handle("GET /metrics", metricsHandler)
-		msrv := &http.Server{Handler: metricsMux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: srv.ErrorLog, BaseContext: srv.BaseContext}
-		fmt.Fprintf(stdout, "metrics on http://%s/metrics\n", mln.Addr())
-		background.Go(func() { _ = msrv.Serve(mln) })
+		msrv := &http.Server{Handler: metricsMux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: srv.ErrorLog, BaseContext: srv.BaseContext, TLSConfig: tlsCfg}
+		fmt.Fprintf(stdout, "metrics on %s://%s/metrics\n", scheme(tlsCfg), mln.Addr())
+		background.Go(func() { _ = serveHTTP(msrv, mln) })
 		background.Go(func() {
 			<-bgCtx.Done()
 			_ = msrv.Close()
@@ -203,7 +222,7 @@ func runServe(ctx context.Context, args []string, env func(string) string, stdou
 	}
 
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- serveHTTP(srv, ln) }()
 	select {
 	case err := <-errc:
 		return err
@@ -219,6 +238,68 @@ func runServe(ctx context.Context, args []string, env func(string) string, stdou
 		return err
 	}
 	return nil
+}
+
+// flags returns serve's flag set over o. `config check` parses the same
+// set, and a config file may set any flag in it (config.go).
+func (o *serveOptions) flags(stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	registerConfig(fs)
+	o.register(fs)
+	fs.StringVar(&o.listen, "listen", "127.0.0.1:8080", "address to listen on")
+	fs.StringVar(&o.publicURL, "public-url", "", "external base URL of this server (default http://<listen address>, https:// with --tls-cert)")
+	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.DurationVar(&o.validity, "cert-validity", 365*24*time.Hour, "validity of issued certificates (integrations may override in days)")
+	fs.DurationVar(&o.jitter, "cert-jitter", 0, "shorten each certificate's NotAfter by a random amount up to this, to spread renewals (at most half the validity)")
+	fs.DurationVar(&o.intuneTimeout, "intune-timeout", intune.DefaultCallTimeout, "timeout of each call to Entra ID, Microsoft Graph and Intune (INTUNE integrations)")
+	fs.StringVar(&o.metricsListen, "metrics-listen", "", "also serve /metrics on this address (it is always on the main listener)")
+	fs.StringVar(&o.tlsCert, "tls-cert", "", "PEM certificate (chain) to serve HTTPS with; reloaded when the file changes")
+	fs.StringVar(&o.tlsKey, "tls-key", "", "PEM private key of --tls-cert; reloaded when the file changes")
+	fs.BoolVar(&o.insecureHTTP, "insecure-http", false, "allow plain HTTP on a non-loopback --listen or --metrics-listen (only behind a TLS-terminating proxy)")
+	o.attest.register(fs)
+	o.revocation.register(fs)
+	o.audit.register(fs)
+	return fs
+}
+
+// serverTLS returns the listeners' TLS configuration (nil for plain HTTP)
+// after checking that plain HTTP stays on loopback unless --insecure-http.
+func (o *serveOptions) serverTLS(log *slog.Logger) (*tls.Config, error) {
+	if (o.tlsCert == "") != (o.tlsKey == "") {
+		return nil, errors.New("--tls-cert and --tls-key go together")
+	}
+	if o.tlsCert == "" {
+		for _, addr := range []string{o.listen, o.metricsListen} {
+			if addr == "" {
+				continue
+			}
+			if err := checkPlainHTTP(addr, o.insecureHTTP); err != nil {
+				return nil, err
+			}
+		}
+		return nil, nil
+	}
+	r, err := newCertReloader(o.tlsCert, o.tlsKey, log)
+	if err != nil {
+		return nil, err
+	}
+	return r.tlsConfig(), nil
+}
+
+// serveHTTP serves srv on ln, with TLS when srv has a configuration.
+func serveHTTP(srv *http.Server, ln net.Listener) error {
+	if srv.TLSConfig != nil {
+		return srv.ServeTLS(ln, "", "")
+	}
+	return srv.Serve(ln)
+}
+
+func scheme(cfg *tls.Config) string {
+	if cfg != nil {
+		return "https"
+	}
+	return "http"
 }
 
 // adminToken returns the hash of the admin token: SCEPCA_ADMIN_TOKEN, else

@@ -258,39 +258,41 @@ func withStoreLock[T any](ctx context.Context, st any, name string, fn func() (T
 }
 
 // caLifecycle is the CA's rotation steps (admin.CALifecycle), each under
-// the store's lock: ca.Authority serialises them within its process and
-// rereads the CA records first, so under a lock that all replicas take,
-// two replicas cannot both stage a successor or activate two.
+// the lock of the store db (the opened store itself, not a wrapper):
+// ca.Authority serialises them within its process and rereads the CA
+// records first, so under a lock that all replicas take, two replicas
+// cannot both stage a successor or activate two.
 type caLifecycle struct {
 	*ca.Authority
-	st dataStore
+	db any
 }
 
 func (c caLifecycle) Rotate(ctx context.Context, opts ca.RotateOptions) (*store.CA, error) {
-	return withStoreLock(ctx, c.st, "ca-lifecycle", func() (*store.CA, error) { return c.Authority.Rotate(ctx, opts) })
+	return withStoreLock(ctx, c.db, "ca-lifecycle", func() (*store.CA, error) { return c.Authority.Rotate(ctx, opts) })
 }
 
 func (c caLifecycle) Activate(ctx context.Context, id, actor string) (*store.CA, error) {
-	return withStoreLock(ctx, c.st, "ca-lifecycle", func() (*store.CA, error) { return c.Authority.Activate(ctx, id, actor) })
+	return withStoreLock(ctx, c.db, "ca-lifecycle", func() (*store.CA, error) { return c.Authority.Activate(ctx, id, actor) })
 }
 
 func (c caLifecycle) DeleteIntermediate(ctx context.Context, id string, force bool, actor string) error {
-	_, err := withStoreLock(ctx, c.st, "ca-lifecycle", func() (struct{}, error) {
+	_, err := withStoreLock(ctx, c.db, "ca-lifecycle", func() (struct{}, error) {
 		return struct{}{}, c.Authority.DeleteIntermediate(ctx, id, force, actor)
 	})
 	return err
 }
 
-// initCA opens the CA, creating it on an empty store. On a store that
-// several replicas share (etcd) it holds the store's cluster-wide lock
-// meanwhile: replicas starting together on an empty store would otherwise
-// each find no CA and each create one.
-func initCA(ctx context.Context, st dataStore, kek *ca.KEK, cfg ca.Config) (*ca.Authority, bool, error) {
+// initCA opens the CA in st, creating it on an empty store. On a store db
+// that several replicas share (etcd; db is the opened store, st may wrap
+// it) it holds the store's cluster-wide lock meanwhile: replicas starting
+// together on an empty store would otherwise each find no CA and each
+// create one.
+func initCA(ctx context.Context, st ca.Stores, db any, kek *ca.KEK, cfg ca.Config) (*ca.Authority, bool, error) {
 	type opened struct {
 		a       *ca.Authority
 		created bool
 	}
-	o, err := withStoreLock(ctx, st, "ca-init", func() (opened, error) {
+	o, err := withStoreLock(ctx, db, "ca-init", func() (opened, error) {
 		a, created, err := ca.OpenOrInit(ctx, st, kek, cfg)
 		return opened{a, created}, err
 	})

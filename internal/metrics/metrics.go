@@ -29,6 +29,8 @@ type Metrics struct {
 	attestVerify  *prometheus.CounterVec
 	issued        prometheus.Counter
 	revoked       prometheus.Counter
+	storeSeconds  *prometheus.HistogramVec
+	storeOps      *prometheus.CounterVec
 }
 
 // New creates the collectors and registers them, with build info and the
@@ -70,6 +72,15 @@ func New(reg prometheus.Registerer, version, goVersion string) *Metrics {
 			Namespace: namespace, Name: "certificates_revoked_total",
 			Help: "Certificates revoked.",
 		}),
+		storeSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: namespace, Subsystem: "store", Name: "op_seconds",
+			Help:    "Latency of each storage operation by method (op).",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+		}, []string{"op"}),
+		storeOps: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Subsystem: "store", Name: "ops_total",
+			Help: "Storage operations by method (op) and result (ok, not_found, exists, expired, used, conflict, canceled, error).",
+		}, []string{"op", "result"}),
 	}
 	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: namespace, Name: "build_info",
@@ -77,7 +88,7 @@ func New(reg prometheus.Registerer, version, goVersion string) *Metrics {
 	}, []string{"version", "goversion"})
 	buildInfo.WithLabelValues(version, goVersion).Set(1)
 	reg.MustRegister(m.scepRequests, m.phaseSeconds, m.dynamic, m.intuneCalls, m.intuneSeconds,
-		m.attestVerify, m.issued, m.revoked, buildInfo,
+		m.attestVerify, m.issued, m.revoked, m.storeSeconds, m.storeOps, buildInfo,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -113,6 +124,22 @@ func (m *Metrics) CertificateIssued() { m.issued.Inc() }
 
 // CertificateRevoked counts one revoked certificate.
 func (m *Metrics) CertificateRevoked() { m.revoked.Inc() }
+
+// StoreOp records one storage operation: op is a store method name,
+// result a fixed result class.
+func (m *Metrics) StoreOp(op, result string, d time.Duration) {
+	m.storeSeconds.WithLabelValues(op).Observe(d.Seconds())
+	m.storeOps.WithLabelValues(op, result).Inc()
+}
+
+// Expiring registers scepca_certificates_expiring, computed by count at
+// each scrape (count may cache).
+func (m *Metrics) Expiring(count func() float64) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: namespace, Name: "certificates_expiring",
+		Help: "Issued certificates, neither revoked nor on hold, that expire within 30 days.",
+	}, count))
+}
 
 // Outstanding registers scepca_dynamic_challenges_outstanding, computed by
 // count at each scrape.

@@ -4,6 +4,7 @@ import (
 	"crypto/elliptic"
 	"encoding/json"
 	"fmt"
+	"mime"
 	"net/http"
 	"regexp"
 	"slices"
@@ -313,11 +314,33 @@ func TestOpenAPIOperationsAreRouted(t *testing.T) {
 		if resp.StatusCode >= 400 {
 			wantProblem(t, name, resp, b, resp.StatusCode, "")
 		}
+		if resp.StatusCode < 300 {
+			d.wantContentType(t, name, o.op, resp)
+		}
 		if isPublic(o.op) {
 			continue
 		}
 		resp, b = f.doAuth(t, o.method, path, "", "")
 		wantProblem(t, name+" without a token", resp, b, http.StatusUnauthorized, "missing bearer token")
+	}
+}
+
+// wantContentType checks that a success's Content-Type is one op lists
+// for its status, when it lists any.
+func (d *openAPIDoc) wantContentType(t *testing.T, name string, op map[string]any, resp *http.Response) {
+	t.Helper()
+	responses, _ := op["responses"].(map[string]any)
+	r, ok := responses[strconv.Itoa(resp.StatusCode)]
+	if !ok {
+		return
+	}
+	content, _ := d.deref(t, r)["content"].(map[string]any)
+	if len(content) == 0 {
+		return
+	}
+	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	if _, ok := content[mt]; !ok {
+		t.Errorf("%s = %d with Content-Type %q, which the document does not list", name, resp.StatusCode, mt)
 	}
 }
 

@@ -15,3 +15,6 @@ func Routes(a *API) []Route {
 	}
 	return out
 }
+
+// RotateRequest is the body of POST /api/v1/certificate-authorities/rotate.
+type RotateRequest = rotateRequest

@@ -3,10 +3,13 @@ package main
 import (
 	"encoding/json"
 	"io"
+	"maps"
 	"mime"
 	"net/http"
 	"path"
+	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -29,10 +32,36 @@ func TestOpenAPIPublicRoutes(t *testing.T) {
 		t.Fatalf("GET /api/v1/openapi.json without a token = %d, want 200", resp.StatusCode)
 	}
 	var doc struct {
-		Paths map[string]map[string]json.RawMessage `json:"paths"`
+		Paths      map[string]map[string]json.RawMessage `json:"paths"`
+		Components struct {
+			Schemas struct {
+				Readiness struct {
+					Properties map[string]any `json:"properties"`
+					Required   []string       `json:"required"`
+				} `json:"Readiness"`
+			} `json:"schemas"`
+		} `json:"components"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&doc); err != nil {
 		t.Fatalf("decode the OpenAPI document: %v", err)
+	}
+	// The Readiness schema has the members of /readyz's body; the admin
+	// tests compare the other schemas with their Go types.
+	var members, required []string
+	for f := range reflect.TypeFor[readyBody]().Fields() {
+		name, opts, _ := strings.Cut(f.Tag.Get("json"), ",")
+		members = append(members, name)
+		if opts == "" {
+			required = append(required, name)
+		}
+	}
+	documented := slices.Sorted(maps.Keys(doc.Components.Schemas.Readiness.Properties))
+	slices.Sort(members)
+	slices.Sort(required)
+	slices.Sort(doc.Components.Schemas.Readiness.Required)
+	if !slices.Equal(documented, members) || !slices.Equal(doc.Components.Schemas.Readiness.Required, required) {
+		t.Errorf("Readiness schema properties %q, required %q; want %q, %q as readyBody has them",
+			documented, doc.Components.Schemas.Readiness.Required, members, required)
 	}
 	values := map[string]string{
 		"integrationID": path.Base(s.SCEPURL),

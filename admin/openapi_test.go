@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"mime"
 	"net/http"
+	"net/url"
 	"regexp"
 	"slices"
 	"strconv"
@@ -538,4 +539,60 @@ func TestOpenAPISchemasMatchAnswers(t *testing.T) {
 	nonce := d.checkAnswer(t, f.fixture, http.MethodPost, "/api/v1/attestation/nonces", "/api/v1/attestation/nonces", "", http.StatusOK)
 	d.checkAnswer(t, f.fixture, http.MethodPost, "/api/v1/attestation/verify", "/api/v1/attestation/verify",
 		fmt.Sprintf(`{"nonce":%q,"deviceId":"PHONE-2","platform":"ANDROID","integrationId":%q,"managementHint":"wrong-hint-value"}`, nonce["nonce"], iosID), http.StatusOK)
+}
+
+// sampleValue is a query value of the parameter schema s.
+func sampleValue(s map[string]any) string {
+	if items, ok := s["items"].(map[string]any); ok {
+		s = items
+	}
+	if enum, ok := s["enum"].([]any); ok && len(enum) > 0 {
+		return fmt.Sprint(enum[0])
+	}
+	switch {
+	case s["format"] == "date-time":
+		return "2026-01-02T15:04:05Z"
+	case s["type"] == "integer":
+		return "1"
+	case s["type"] == "boolean":
+		return "false"
+	}
+	return "placeholder0"
+}
+
+// TestOpenAPIQueryParameters: every documented query parameter is one the
+// code reads (no "unknown query parameter" for it), and the paged lists,
+// which take only their documented parameters, refuse another.
+func TestOpenAPIQueryParameters(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	d := fetchOpenAPI(t, f)
+	for _, o := range d.operations(t) {
+		if !strings.HasPrefix(o.path, "/api/") {
+			continue
+		}
+		list, _ := o.op["parameters"].([]any)
+		paged := false
+		for _, p := range list {
+			pm := d.deref(t, p)
+			if pm["in"] != "query" {
+				continue
+			}
+			name := pm["name"].(string)
+			paged = paged || name == "cursor"
+			path := placeholderPath(o.path) + "?" + url.Values{name: {sampleValue(d.deref(t, pm["schema"]))}}.Encode()
+			resp, b := f.do(t, o.method, path, "")
+			if strings.Contains(string(b), "unknown query parameter") {
+				t.Errorf("%s %s: the documented parameter %q is unknown to the code: %s", o.method, path, name, b)
+			}
+			if !documentedStatus(o.op, resp.StatusCode) {
+				t.Errorf("%s %s = %d %s, which the document does not list", o.method, path, resp.StatusCode, b)
+			}
+		}
+		if paged {
+			path := placeholderPath(o.path) + "?notDocumented=1"
+			resp, b := f.do(t, o.method, path, "")
+			wantProblem(t, o.method+" "+path, resp, b, http.StatusBadRequest, "unknown query parameter")
+		}
+	}
 }

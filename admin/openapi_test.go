@@ -561,8 +561,9 @@ func sampleValue(s map[string]any) string {
 }
 
 // TestOpenAPIQueryParameters: every documented query parameter is one the
-// code reads (no "unknown query parameter" for it), and the paged lists,
-// which take only their documented parameters, refuse another.
+// code reads (no "unknown query parameter" for it), and the paged lists
+// document their Link header and, taking only their documented
+// parameters, refuse another.
 func TestOpenAPIQueryParameters(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
@@ -590,6 +591,10 @@ func TestOpenAPIQueryParameters(t *testing.T) {
 			}
 		}
 		if paged {
+			ok, _ := o.op["responses"].(map[string]any)["200"].(map[string]any)
+			if _, link := ok["headers"].(map[string]any)["Link"]; !link {
+				t.Errorf("%s %s is paged but its 200 documents no Link header", o.method, o.path)
+			}
 			path := placeholderPath(o.path) + "?notDocumented=1"
 			resp, b := f.do(t, o.method, path, "")
 			wantProblem(t, o.method+" "+path, resp, b, http.StatusBadRequest, "unknown query parameter")

@@ -126,10 +126,20 @@ func New(cfg Config) (*API, error) {
 
 type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 
-// Register adds the API routes to mux, each behind the bearer-token check:
-// a route needs an ADMIN token unless verifyRoutes lets VERIFY tokens in.
-func (a *API) Register(mux *http.ServeMux) {
-	routes := map[string]handlerFunc{
+// route is one pattern of the API with its handler and the token scopes
+// that reach it; a public route (the OpenAPI document) takes no token.
+type route struct {
+	pattern string
+	handler handlerFunc
+	scopes  []string
+	public  bool
+}
+
+// routes is the API's route table: Register serves it and the OpenAPI
+// test checks admin/openapi.json against it. A route needs an ADMIN token
+// unless verifyRoutes lets VERIFY tokens in too.
+func (a *API) routes() []route {
+	handlers := map[string]handlerFunc{
 		"POST /api/v1/device-integrations":                             a.createIntegration,
 		"GET /api/v1/device-integrations":                              a.listIntegrations,
 		"GET /api/v1/device-integrations/{id}":                         a.getIntegration,
@@ -170,12 +180,29 @@ func (a *API) Register(mux *http.ServeMux) {
 		"POST /api/v1/attestation/nonces": true,
 		"POST /api/v1/attestation/verify": true,
 	}
-	for pattern, h := range routes {
+	out := make([]route, 0, len(handlers)+1)
+	for pattern, h := range handlers {
 		scopes := []string{store.ScopeAdmin}
 		if verifyRoutes[pattern] {
 			scopes = append(scopes, store.ScopeVerify)
 		}
-		mux.Handle(pattern, a.authorize(scopes, a.wrap(h)))
+		out = append(out, route{pattern: pattern, handler: h, scopes: scopes})
+	}
+	// The OpenAPI document holds no secrets: integrators fetch it without
+	// a token to generate clients.
+	out = append(out, route{pattern: "GET " + OpenAPIPath, handler: serveOpenAPI, public: true})
+	return out
+}
+
+// Register adds the API routes to mux, each behind the bearer-token check
+// of its scopes, except the public OpenAPI document.
+func (a *API) Register(mux *http.ServeMux) {
+	for _, rt := range a.routes() {
+		if rt.public {
+			mux.Handle(rt.pattern, a.wrap(rt.handler))
+			continue
+		}
+		mux.Handle(rt.pattern, a.authorize(rt.scopes, a.wrap(rt.handler)))
 	}
 	// Anything else under /api/ is a JSON 404, not the mux's text one.
 	mux.Handle("/api/", a.authorize([]string{store.ScopeAdmin}, a.wrap(func(w http.ResponseWriter, r *http.Request) error {

@@ -30,7 +30,6 @@ import (
 
 	"github.com/scepca/scepca/attest"
 	"github.com/scepca/scepca/attest/client"
-	"github.com/scepca/scepca/internal/cms"
 	"github.com/scepca/scepca/internal/scepclient"
 	"github.com/scepca/scepca/internal/testpki"
 	"github.com/scepca/scepca/store"
@@ -118,21 +117,11 @@ func wantContext(t *testing.T, what string, dc *attest.DeviceContext, reason str
 func enrollECDSA(t *testing.T, s *testServer, dir, cn string) (*x509.Certificate, crypto.Signer, string) {
 	t.Helper()
 	key := testpki.NewECKey(t, elliptic.P256())
-	certs, _ := getCACert(t, s.SCEPURL)
 	csr, err := scepclient.CSR(key, pkix.Name{CommonName: cn}, s.Secret)
 	if err != nil {
 		t.Fatal(err)
 	}
-	signerKey := testpki.NewRSAKey(t, 2048)
-	signer, err := scepclient.SelfSigned(signerKey, "SCEP SIGNER")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := (&scepclient.Client{URL: s.SCEPURL}).Do(t.Context(), &scepclient.Message{
-		Type: scepclient.TypePKCSReq, TransactionID: randomTransactionID(t),
-		Signer: signer, Key: signerKey, Recipient: scepclient.Recipient(certs), Content: csr,
-		Params: cms.Params{ContentEncryption: cms.AES256CBC, KeyTransport: cms.RSAPKCS1v15},
-	})
+	r, err := scepDo(t, s.SCEPURL, s.SCEPURL, scepclient.TypePKCSReq, csr)
 	if err != nil || r.Status != scepclient.StatusSuccess || len(r.Certificates) != 1 {
 		t.Fatalf("enroll ECDSA = %+v, %v, want SUCCESS", r, err)
 	}

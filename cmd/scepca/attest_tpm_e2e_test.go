@@ -15,9 +15,7 @@ import (
 
 	"github.com/scepca/scepca/attest"
 	"github.com/scepca/scepca/attest/tpm/swtpmtest"
-	"github.com/scepca/scepca/internal/cms"
 	"github.com/scepca/scepca/internal/scepclient"
-	"github.com/scepca/scepca/internal/testpki"
 )
 
 // TestAttestTPMCLI (issue 6): `scepca attest tpm-key` creates a signing key
@@ -84,17 +82,7 @@ func TestAttestTPMCLI(t *testing.T) {
 	}
 
 	// Enroll the TPM key's CSR through SCEP.
-	certs, _ := getCACert(t, in.SCEPURL)
-	signerKey := testpki.NewRSAKey(t, 2048)
-	signer, err := scepclient.SelfSigned(signerKey, "SCEP SIGNER")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := (&scepclient.Client{URL: in.SCEPURL}).Do(t.Context(), &scepclient.Message{
-		Type: scepclient.TypePKCSReq, TransactionID: randomTransactionID(t),
-		Signer: signer, Key: signerKey, Recipient: scepclient.Recipient(certs), Content: blk.Bytes,
-		Params: cms.Params{ContentEncryption: cms.AES256CBC, KeyTransport: cms.RSAPKCS1v15},
-	})
+	r, err := scepDo(t, in.SCEPURL, in.SCEPURL, scepclient.TypePKCSReq, blk.Bytes)
 	if err != nil || r.Status != scepclient.StatusSuccess || len(r.Certificates) != 1 {
 		t.Fatalf("enroll the TPM key = %+v, %v, want SUCCESS", r, err)
 	}

@@ -15,7 +15,6 @@ import (
 	"testing"
 
 	"github.com/scepca/scepca/attest"
-	"github.com/scepca/scepca/internal/cms"
 	"github.com/scepca/scepca/internal/scepclient"
 	"github.com/scepca/scepca/internal/testpki"
 	"github.com/scepca/scepca/store"
@@ -199,22 +198,12 @@ func TestCLIIntegrations(t *testing.T) {
 // client, taking the CA certificates from the dev integration.
 func pkiOperation(t *testing.T, s *testServer, scepURL, challenge string) *scepclient.Reply {
 	t.Helper()
-	certs, _ := getCACert(t, s.SCEPURL)
 	key := testpki.NewECKey(t, elliptic.P256())
 	csr, err := scepclient.CSR(key, pkix.Name{CommonName: "deleted"}, challenge)
 	if err != nil {
 		t.Fatal(err)
 	}
-	signerKey := testpki.NewRSAKey(t, 2048)
-	signer, err := scepclient.SelfSigned(signerKey, "SCEP SIGNER")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := (&scepclient.Client{URL: scepURL}).Do(t.Context(), &scepclient.Message{
-		Type: scepclient.TypePKCSReq, TransactionID: randomTransactionID(t),
-		Signer: signer, Key: signerKey, Recipient: scepclient.Recipient(certs), Content: csr,
-		Params: cms.Params{ContentEncryption: cms.AES256CBC, KeyTransport: cms.RSAPKCS1v15},
-	})
+	r, err := scepDo(t, s.SCEPURL, scepURL, scepclient.TypePKCSReq, csr)
 	if err != nil {
 		t.Fatalf("PKIOperation(%s) = %v", scepURL, err)
 	}

@@ -29,7 +29,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/scepca/scepca/internal/cms"
 	"github.com/scepca/scepca/internal/scepclient"
+	"github.com/scepca/scepca/internal/testpki"
 )
 
 // clientTimeout bounds every external client process.
@@ -175,6 +177,24 @@ func sha256Hex(c *x509.Certificate) string {
 }
 
 // getCACert fetches GetCACert with the Go client.
+// scepDo sends one SCEP message of type typ carrying content to scepURL,
+// signed by a fresh self-signed RSA signer (as a device's first request is)
+// and encrypted with AES-256-CBC to the CA certificates served at caURL.
+func scepDo(t *testing.T, caURL, scepURL, typ string, content []byte) (*scepclient.Reply, error) {
+	t.Helper()
+	certs, _ := getCACert(t, caURL)
+	signerKey := testpki.NewRSAKey(t, 2048)
+	signer, err := scepclient.SelfSigned(signerKey, "SCEP SIGNER")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return (&scepclient.Client{URL: scepURL}).Do(t.Context(), &scepclient.Message{
+		Type: typ, TransactionID: randomTransactionID(t),
+		Signer: signer, Key: signerKey, Recipient: scepclient.Recipient(certs), Content: content,
+		Params: cms.Params{ContentEncryption: cms.AES256CBC, KeyTransport: cms.RSAPKCS1v15},
+	})
+}
+
 func getCACert(t *testing.T, scepURL string) ([]*x509.Certificate, string) {
 	t.Helper()
 	certs, ct, err := (&scepclient.Client{URL: scepURL}).GetCACert(t.Context())

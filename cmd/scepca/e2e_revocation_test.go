@@ -20,9 +20,7 @@ import (
 	"testing"
 
 	"github.com/scepca/scepca/attest"
-	"github.com/scepca/scepca/internal/cms"
 	"github.com/scepca/scepca/internal/scepclient"
-	"github.com/scepca/scepca/internal/testpki"
 	"github.com/scepca/scepca/store"
 )
 
@@ -202,21 +200,11 @@ func revokeAPI(t *testing.T, s *testServer, serial *big.Int, action, body string
 // getCRLSCEP asks for the CRL with a SCEP GetCRL message (Go client).
 func getCRLSCEP(t *testing.T, s *testServer, inter *x509.Certificate, serial *big.Int) []byte {
 	t.Helper()
-	certs, _ := getCACert(t, s.SCEPURL)
 	content, err := scepclient.IssuerAndSerial(inter, serial)
 	if err != nil {
 		t.Fatal(err)
 	}
-	signerKey := testpki.NewRSAKey(t, 2048)
-	signer, err := scepclient.SelfSigned(signerKey, "SCEP SIGNER")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := (&scepclient.Client{URL: s.SCEPURL}).Do(t.Context(), &scepclient.Message{
-		Type: scepclient.TypeGetCRL, TransactionID: randomTransactionID(t),
-		Signer: signer, Key: signerKey, Recipient: scepclient.Recipient(certs), Content: content,
-		Params: cms.Params{ContentEncryption: cms.AES256CBC, KeyTransport: cms.RSAPKCS1v15},
-	})
+	r, err := scepDo(t, s.SCEPURL, s.SCEPURL, scepclient.TypeGetCRL, content)
 	if err != nil || r.Status != scepclient.StatusSuccess || len(r.CRLs) != 1 {
 		t.Fatalf("GetCRL = %+v, %v, want SUCCESS with a CRL", r, err)
 	}

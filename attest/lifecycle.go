@@ -11,7 +11,9 @@ import (
 )
 
 // ErrTransition: a lifecycle change that the device's current state does
-// not allow (e.g. unsuspending an ACTIVE device).
+// not allow (e.g. activating a SUSPENDED device). Asking for the state a
+// device is already in is not one: it succeeds and applies the effects again
+// (see change).
 var ErrTransition = errors.New("attest: lifecycle transition not allowed")
 
 // LifecycleStore is what lifecycle changes read and write.

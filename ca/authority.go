@@ -519,6 +519,23 @@ func (a *Authority) Issuer(id string) (cert *x509.Certificate, key crypto.Signer
 	return nil, nil, false
 }
 
+// IssuerID returns the store ID of the issuing CA (the active intermediate
+// or a retired one Issuer still serves) whose subject is the DER name
+// rawSubject, as a SCEP GetCert or GetCRL request names its issuer.
+func (a *Authority) IssuerID(rawSubject []byte) (id string, ok bool) {
+	s := a.snap()
+	if bytes.Equal(rawSubject, s.inter.RawSubject) {
+		return s.interID, true
+	}
+	now := a.cfg.Now()
+	for _, r := range s.retired {
+		if bytes.Equal(rawSubject, r.cert.RawSubject) && now.Before(r.cert.NotAfter) {
+			return r.id, true
+		}
+	}
+	return "", false
+}
+
 // RA returns the separate RA certificate, or nil when the intermediate is
 // its own RA (an RSA intermediate).
 func (a *Authority) RA() *x509.Certificate { return a.snap().ra }

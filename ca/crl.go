@@ -12,12 +12,11 @@ const crlValidity = 24 * time.Hour
 // reasonCertificateHold is the RFC 5280 CRLReason for a hold.
 const reasonCertificateHold = 6
 
-// CRL returns a freshly signed DER CRL of the active intermediate, built
-// as Revocation.CRL builds it but without the cache (RFC 5280 §5; holds
-// carry reason certificateHold). The server answers GetCRL and /crl/ from
-// a Revocation; this is for callers without one.
-func (a *Authority) CRL(ctx context.Context) ([]byte, error) {
-	id := a.IntermediateID()
+// CRL returns a freshly signed DER CRL of the issuing CA id (see Issuer),
+// built as Revocation.CRL builds it but without the cache (RFC 5280 §5;
+// holds carry reason certificateHold). The server answers GetCRL and /crl/
+// from a Revocation; this is for callers without one.
+func (a *Authority) CRL(ctx context.Context, id string) ([]byte, error) {
 	cert, key, ok := a.Issuer(id)
 	if !ok {
 		return nil, fmt.Errorf("ca: crl %s: %w", id, ErrUnknownCA)

@@ -27,7 +27,7 @@ func TestCRL(t *testing.T) {
 			if err := st.UpdateCertificateStatus(ctx, recs[1].Serial, store.CertOnHold, testNow, 0); err != nil {
 				t.Fatal(err)
 			}
-			der, err := a.CRL(ctx)
+			der, err := a.CRL(ctx, a.IntermediateID())
 			if err != nil {
 				t.Fatalf("CRL() = %v", err)
 			}

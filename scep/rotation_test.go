@@ -161,6 +161,21 @@ func TestRotation(t *testing.T) {
 			if !bytes.Equal(newCert.RawIssuer, f.ca.Intermediate().RawSubject) || newCert.CheckSignatureFrom(f.ca.Intermediate()) != nil {
 				t.Errorf("certificate issued after activation is not from the successor (issuer %q)", newCert.Issuer)
 			}
+			// GetCert and GetCRL naming the retired intermediate are
+			// answered: the certificate it issued, and its own CRL.
+			gc := e.message(t, withType(scepclient.TypeGetCert), withSigner(oldCert, first.Key),
+				withContent(issuerAndSerial(t, oldInter, oldCert.SerialNumber)), withRecipient(newRecipient))
+			if got := wantSuccess(t, gc, e.do(t, gc, "")); !got.Equal(oldCert) {
+				t.Errorf("GetCert(retired issuer) = serial %s, want %s", serialOf(got), serialOf(oldCert))
+			}
+			gl := e.message(t, withType(scepclient.TypeGetCRL), withSigner(oldCert, first.Key),
+				withContent(issuerAndSerial(t, oldInter, oldCert.SerialNumber)), withRecipient(newRecipient))
+			if r := e.do(t, gl, ""); r.Status != scepclient.StatusSuccess || len(r.CRLs) != 1 {
+				t.Errorf("GetCRL(retired issuer) = %s/%s with %d CRLs, want SUCCESS with 1", statusName(r.Status), failName(r.FailInfo), len(r.CRLs))
+			} else if crl, err := x509.ParseRevocationList(r.CRLs[0]); err != nil || crl.CheckSignatureFrom(oldInter) != nil {
+				t.Errorf("GetCRL(retired issuer) CRL is not signed by the retired intermediate (%v)", err)
+			}
+
 			// The retired CA's certificate still authenticates a renewal.
 			m := e.message(t, withType(scepclient.TypeRenewalReq), withTxID(first.TransactionID),
 				withSigner(oldCert, first.Key), withChallenge(""), withRecipient(newRecipient))

@@ -34,7 +34,10 @@ type authority interface {
 	Trusts(cert *x509.Certificate) bool
 	Prepare(ctx context.Context, req *ca.Request) (*ca.Token, error)
 	Issue(ctx context.Context, tok *ca.Token) (*x509.Certificate, *store.Certificate, error)
-	CRL(ctx context.Context) ([]byte, error)
+	// IssuerID names the issuing CA (active or retired) whose subject is
+	// rawSubject; CRL returns that CA's current CRL.
+	IssuerID(rawSubject []byte) (id string, ok bool)
+	CRL(ctx context.Context, caID string) ([]byte, error)
 }
 
 // stores is the storage the SCEP service uses.
@@ -490,7 +493,7 @@ func (s *Service) poll(ctx context.Context, integ *store.Integration, msg *PKIMe
 // getCert answers GetCert: a certificate this integration issued, by issuer
 // and serial.
 func (s *Service) getCert(ctx context.Context, integ *store.Integration, msg *PKIMessage) (reply, error) {
-	ias, params, err := s.issuerAndSerial(integ, msg)
+	ias, _, params, err := s.issuerAndSerial(integ, msg)
 	if err != nil {
 		return reply{}, err
 	}
@@ -505,32 +508,36 @@ func (s *Service) getCert(ctx context.Context, integ *store.Integration, msg *PK
 	return s.issuedReply(ctx, msg, params, rec.Serial)
 }
 
-// getCRL answers GetCRL with the current CRL of our intermediate.
+// getCRL answers GetCRL with the current CRL of the intermediate the
+// request names: the active one, or one retired by a rotation.
 func (s *Service) getCRL(ctx context.Context, integ *store.Integration, msg *PKIMessage) (reply, error) {
-	_, params, err := s.issuerAndSerial(integ, msg)
+	_, caID, params, err := s.issuerAndSerial(integ, msg)
 	if err != nil {
 		return reply{}, err
 	}
-	crl, err := s.ca.CRL(ctx)
+	crl, err := s.ca.CRL(ctx, caID)
 	if err != nil {
 		return reply{}, err
 	}
 	return s.success(msg, params, nil, [][]byte{crl})
 }
 
-func (s *Service) issuerAndSerial(integ *store.Integration, msg *PKIMessage) (*issuerAndSerial, cms.Params, error) {
+// issuerAndSerial decrypts the content of a GetCert or GetCRL request and
+// returns it with the store ID of the issuing CA it names.
+func (s *Service) issuerAndSerial(integ *store.Integration, msg *PKIMessage) (*issuerAndSerial, string, cms.Params, error) {
 	plain, params, err := s.decrypt(integ, msg)
 	if err != nil {
-		return nil, params, err
+		return nil, "", params, err
 	}
 	ias, err := parseIssuerAndSerial(plain)
 	if err != nil {
-		return nil, params, fail(BadRequest, "bad_issuer_and_serial", err)
+		return nil, "", params, fail(BadRequest, "bad_issuer_and_serial", err)
 	}
-	if !bytes.Equal(ias.Issuer.FullBytes, s.ca.Intermediate().RawSubject) {
-		return nil, params, fail(BadCertID, "unknown_issuer", nil)
+	caID, ok := s.ca.IssuerID(ias.Issuer.FullBytes)
+	if !ok {
+		return nil, "", params, fail(BadCertID, "unknown_issuer", nil)
 	}
-	return ias, params, nil
+	return ias, caID, params, nil
 }
 
 // success wraps certificates and CRLs in a degenerate SignedData encrypted

@@ -50,14 +50,14 @@ func (s statusNotifier) UpdateCertificateStatus(ctx context.Context, serial, sta
 
 // scepAuthority is the CA as the SCEP service uses it: GetCRL is answered
 // from the same CRL cache as /crl/{caID}.crl, for the active intermediate
-// (the only issuer a GetCRL request may name today).
+// or a retired one.
 type scepAuthority struct {
 	*ca.Authority
 	rev *ca.Revocation
 }
 
-func (a scepAuthority) CRL(ctx context.Context) ([]byte, error) {
-	c, err := a.rev.CRL(ctx, a.IntermediateID())
+func (a scepAuthority) CRL(ctx context.Context, caID string) ([]byte, error) {
+	c, err := a.rev.CRL(ctx, caID)
 	if err != nil {
 		return nil, err
 	}

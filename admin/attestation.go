@@ -13,7 +13,7 @@ import (
 // The attestation verifier's HTTP API (docs/attestation.md): nonces and
 // proofs. A malformed request is a problem document (400, 413); a
 // well-formed proof that fails is 200 with managed false and a reason. The
-// routes take the admin bearer token; issue 7 adds verify-scoped tokens.
+// routes take an ADMIN or a VERIFY-scoped bearer token (tokens.go).
 
 // Attestation is the verifier as the API uses it; *attest.Service
 // implements it.

@@ -31,7 +31,7 @@ type LifecycleStore interface {
 // certificateHold), and reactivation lifts the hold; deletion revokes them
 // for good (reason cessationOfOperation) and refuses every certificate
 // bound to the device, ours or an uploaded issuer's. The admin API and CLI
-// (issue 7) call it; the verifier reads the resulting state.
+// call it; the verifier reads the resulting state.
 //
 // "Our certificates of the device" are those bound to it and those whose
 // subject names it (Okta-style "<user> managementAttestation <deviceId>").

@@ -38,8 +38,8 @@ const maxResponse = 1 << 20
 type Client struct {
 	// URL is the server's base URL, e.g. "https://scepca.example.com".
 	URL string
-	// Token is the bearer token: the admin token, or (issue 7) a
-	// verify-scoped one.
+	// Token is the bearer token: an ADMIN token or, better for a sign-in
+	// service, a VERIFY-scoped one (scepca token create --scope verify).
 	Token string
 	// HTTP is the client to use; nil means http.DefaultClient.
 	HTTP *http.Client

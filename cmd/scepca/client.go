@@ -210,12 +210,18 @@ func (c *apiClient) call(ctx context.Context, method, path string, body, out any
 var linkNext = regexp.MustCompile(`<([^>]*)>\s*;\s*rel="?next"?`)
 
 // nextLink returns the target of the Link header's rel="next" (RFC 8288)
-// as a path and query for call, or "".
+// as a path and query for call, or "". call prefixes the --server URL, so
+// the target is cut to start at /api/: an absolute link (the audit log's,
+// built from --public-url) may carry a path prefix of its own.
 func nextLink(h http.Header) string {
 	for _, v := range h.Values("Link") {
 		if m := linkNext.FindStringSubmatch(v); m != nil {
 			if u, err := url.Parse(m[1]); err == nil {
-				return u.RequestURI()
+				p := u.RequestURI()
+				if i := strings.Index(p, "/api/"); i > 0 {
+					p = p[i:]
+				}
+				return p
 			}
 		}
 	}

@@ -438,6 +438,10 @@ func (a *API) setCertificateStatus(ctx context.Context, c *store.Certificate, st
 	err := a.store.UpdateCertificateStatus(ctx, c.Serial, status, at, reason)
 	attrs = append(attrs, "cause", cause, "from", c.Status, "outcome", outcome(err))
 	a.audit.InfoContext(ctx, certificateEvents[status], attrs...)
+	if errors.Is(err, store.ErrConflict) {
+		return time.Time{}, &problemError{status: http.StatusConflict, err: err,
+			detail: fmt.Sprintf("certificate %s was revoked meanwhile; revocation is final", c.Serial)}
+	}
 	if err != nil {
 		return time.Time{}, fmt.Errorf("admin: set certificate %s %s: %w", c.Serial, status, err)
 	}

@@ -98,7 +98,11 @@ func (a *API) revokeIntegrationCertificates(ctx context.Context, id string) ([]s
 		if c.Status == store.CertRevoked {
 			continue
 		}
-		if _, err := a.setCertificateStatus(ctx, c, store.CertRevoked, attest.ReasonCessationOfOperation, "device.integration.delete"); err != nil {
+		_, err := a.setCertificateStatus(ctx, c, store.CertRevoked, attest.ReasonCessationOfOperation, "device.integration.delete")
+		if errors.Is(err, store.ErrConflict) {
+			continue // revoked meanwhile, by someone else
+		}
+		if err != nil {
 			return revoked, err
 		}
 		revoked = append(revoked, c.Serial)

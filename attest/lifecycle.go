@@ -149,7 +149,11 @@ func (l *Lifecycle) effects(ctx context.Context, dev *store.Device, op string, n
 		if to == store.CertIssued {
 			at = time.Time{}
 		}
-		if err := l.st.UpdateCertificateStatus(ctx, c.Serial, to, at, reason); err != nil {
+		err := l.st.UpdateCertificateStatus(ctx, c.Serial, to, at, reason)
+		if errors.Is(err, store.ErrConflict) {
+			continue // revoked since the list was read: revocation is final
+		}
+		if err != nil {
 			return changed, err
 		}
 		changed = append(changed, c.Serial)

@@ -158,7 +158,11 @@ func (s *Sweeper) revokeUnused(ctx context.Context) ([]string, error) {
 		if now.Before(last.Add(s.cfg.MaxUnused)) {
 			continue
 		}
-		if err := s.cfg.Store.UpdateCertificateStatus(ctx, c.Serial, store.CertRevoked, now, ReasonCessationOfOperation); err != nil {
+		err := s.cfg.Store.UpdateCertificateStatus(ctx, c.Serial, store.CertRevoked, now, ReasonCessationOfOperation)
+		if errors.Is(err, store.ErrConflict) {
+			continue // revoked since the list was read
+		}
+		if err != nil {
 			return revoked, fmt.Errorf("attest: sweep: revoke %s: %w", c.Serial, err)
 		}
 		revoked = append(revoked, c.Serial)

@@ -3,6 +3,7 @@ package scep
 import (
 	"context"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -108,6 +109,9 @@ func (s *Service) revokeUndelivered(ctx context.Context, rec *store.Certificate,
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), undeliveredTimeout)
 	defer cancel()
 	err := s.store.UpdateCertificateStatus(rctx, rec.Serial, store.CertRevoked, s.now().UTC(), reasonCessationOfOperation)
+	if errors.Is(err, store.ErrConflict) {
+		err = nil // revoked already, by someone else: the record says it is dead
+	}
 	attrs := []any{
 		"target", rec.Serial,
 		reqlog.KeyIntegrationID, rec.IntegrationID,

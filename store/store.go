@@ -326,7 +326,11 @@ type CertStore interface {
 	PutCertificate(ctx context.Context, c *Certificate) error
 	GetCertificate(ctx context.Context, serial string) (*Certificate, error)
 	ListCertificates(ctx context.Context, f CertFilter) ([]*Certificate, error)
-	// UpdateCertificateStatus sets status, revokedAt and reason; ErrNotFound if absent.
+	// UpdateCertificateStatus sets status, revokedAt and reason; ErrNotFound
+	// if absent. Revocation is final: on a certificate stored REVOKED it
+	// writes nothing and returns ErrConflict, in the same atomic step as
+	// the write, so a hold or a lifted hold that races a revocation cannot
+	// undo it.
 	UpdateCertificateStatus(ctx context.Context, serial, status string, at time.Time, reason int) error
 	// CountCertificates returns how many certificates are stored.
 	CountCertificates(ctx context.Context) (int, error)

@@ -174,6 +174,9 @@ func (db *DB) UpdateCertificateStatus(ctx context.Context, serial, status string
 		if err := get(b, []byte(serial), &c); err != nil {
 			return err
 		}
+		if c.Status == store.CertRevoked {
+			return fmt.Errorf("already revoked: %w", store.ErrConflict)
+		}
 		c.Status = status
 		c.RevokedAt = at
 		c.RevocationReason = reason

@@ -234,6 +234,9 @@ func (s *Store) UpdateCertificateStatus(ctx context.Context, serial, status stri
 		if err != nil {
 			return err
 		}
+		if c.Status == store.CertRevoked { // final; the Txn's compare covers a revocation after this read
+			return fmt.Errorf("already revoked: %w", store.ErrConflict)
+		}
 		var ops []clientv3.Op
 		if c.Status != status { // etcd refuses two operations on one key in a transaction
 			newest := newestKey(c.IssuedAt, c.Serial)

@@ -160,11 +160,15 @@ func TestStatusIndex(t *testing.T) {
 		}
 	}
 	for _, u := range []struct{ serial, status string }{
-		{"0A", store.CertRevoked}, {"0A", store.CertRevoked}, {"0B", store.CertOnHold}, {"0B", store.CertIssued}, {"0C", store.CertOnHold},
+		{"0A", store.CertRevoked}, {"0B", store.CertOnHold}, {"0B", store.CertIssued}, {"0C", store.CertOnHold}, {"0C", store.CertOnHold},
 	} {
 		if err := s.UpdateCertificateStatus(ctx, u.serial, u.status, at, 1); err != nil {
 			t.Fatalf("UpdateCertificateStatus(%s, %s) = %v", u.serial, u.status, err)
 		}
+	}
+	// A refused change (revocation is final) leaves the index alone.
+	if err := s.UpdateCertificateStatus(ctx, "0A", store.CertOnHold, at, 6); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("UpdateCertificateStatus(0A, ON_HOLD) after revocation = %v, want ErrConflict", err)
 	}
 	for status, want := range map[string]string{store.CertIssued: "0B", store.CertRevoked: "0A", store.CertOnHold: "0C"} {
 		resp, err := s.cli.Get(ctx, s.statusKey(status, ""), clientv3.WithPrefix())

@@ -1,8 +1,11 @@
 package storetest
 
 import (
+	"errors"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -235,6 +238,16 @@ func testUpdateCertificateStatus(t *testing.T, s store.Store) {
 	must(t, call("GetCertificate", "A1"), err)
 	wantDiff(t, call("GetCertificate", "A1")+" after revocation", want, got)
 
+	// Revocation is final: a hold, a lifted hold or another revocation is
+	// refused and changes nothing.
+	for _, st := range []string{store.CertOnHold, store.CertIssued, store.CertRevoked} {
+		wantErr(t, call("UpdateCertificateStatus", "A1", st, t0.Add(4*time.Hour), 6)+" on a revoked certificate",
+			s.UpdateCertificateStatus(ctx, "A1", st, t0.Add(4*time.Hour), 6), store.ErrConflict)
+	}
+	got, err = s.GetCertificate(ctx, "A1")
+	must(t, call("GetCertificate", "A1"), err)
+	wantDiff(t, call("GetCertificate", "A1")+" after refused changes", want, got)
+
 	// A hold is lifted back to ISSUED with a zero time and reason.
 	heldAt := t0.Add(3 * time.Hour)
 	must(t, call("UpdateCertificateStatus", "A2", store.CertOnHold, heldAt, 6),
@@ -274,4 +287,44 @@ func testCountCertificates(t *testing.T, s store.Store) {
 	count(3)
 	must(t, call("UpdateCertificateStatus", "1", store.CertRevoked, t0, 0), s.UpdateCertificateStatus(ctx, "1", store.CertRevoked, t0, 0))
 	count(3)
+}
+
+// testRevocationRace races a revocation against holds and lifted holds of
+// one certificate: whatever the order, the certificate ends REVOKED with
+// the revocation's reason, and exactly one revocation among many wins.
+func testRevocationRace(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	must(t, call("PutCertificate", "R1"), s.PutCertificate(ctx, certificate("R1")))
+	const n = 20
+	var wg sync.WaitGroup
+	var won atomic.Int32
+	for i := range n {
+		wg.Go(func() {
+			err := s.UpdateCertificateStatus(ctx, "R1", store.CertRevoked, t0.Add(time.Hour), 1+i%2)
+			switch {
+			case err == nil:
+				won.Add(1)
+			case !errors.Is(err, store.ErrConflict):
+				t.Errorf("UpdateCertificateStatus(R1, REVOKED) = %v, want nil or ErrConflict", err)
+			}
+		})
+		wg.Go(func() {
+			st := store.CertOnHold
+			if i%2 == 1 {
+				st = store.CertIssued
+			}
+			if err := s.UpdateCertificateStatus(ctx, "R1", st, t0.Add(time.Hour), 6); err != nil && !errors.Is(err, store.ErrConflict) {
+				t.Errorf("UpdateCertificateStatus(R1, %s) = %v, want nil or ErrConflict", st, err)
+			}
+		})
+	}
+	wg.Wait()
+	if won.Load() != 1 {
+		t.Errorf("revocations that succeeded = %d, want exactly 1", won.Load())
+	}
+	got, err := s.GetCertificate(ctx, "R1")
+	must(t, call("GetCertificate", "R1"), err)
+	if got.Status != store.CertRevoked || (got.RevocationReason != 1 && got.RevocationReason != 2) {
+		t.Errorf("after the race R1 = %s reason %d, want REVOKED with a revocation's reason", got.Status, got.RevocationReason)
+	}
 }

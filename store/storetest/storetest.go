@@ -30,6 +30,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"PutCertificateOtherTransactions", testPutCertificateOtherTransactions},
 		{"ListCertificates", testListCertificates},
 		{"UpdateCertificateStatus", testUpdateCertificateStatus},
+		{"RevocationRace", testRevocationRace},
 		{"CountCertificates", testCountCertificates},
 		{"ClaimFirstWins", testClaimFirstWins},
 		{"ClaimExpiredLease", testClaimExpiredLease},

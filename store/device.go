@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"slices"
 	"time"
 )
 
@@ -122,4 +123,50 @@ type DeviceStore interface {
 	GetBinding(ctx context.Context, certSHA256 string) (*Binding, error)
 	// ListBindings returns every binding, ordered by certificate hash.
 	ListBindings(ctx context.Context) ([]*Binding, error)
+}
+
+// Apply is the decision RecordAttestation makes, one implementation for
+// every backend. Given the device and the certificate's binding as stored
+// (nil when absent; fresh copies, which it may modify), it reports whether
+// the attestation is refused (the certificate is bound to another device
+// or its binding is revoked, or the device is SUSPENDED or DEACTIVATED)
+// and, when it is not, returns the device and binding to write (bind nil
+// without a certificate).
+func (a *Attestation) Apply(dev *Device, bind *Binding) (*Device, *Binding, bool) {
+	if bind != nil && (bind.DeviceID != a.DeviceID || bind.Revoked) {
+		return dev, bind, true
+	}
+	if dev != nil && (dev.Status == DeviceSuspended || dev.Status == DeviceDeactivated) {
+		return dev, bind, true
+	}
+	if dev == nil || dev.Status == DeviceDeleted {
+		dev = &Device{ID: a.DeviceID, Status: DeviceActive, FirstSeen: a.At}
+	}
+	dev.Platform = a.Platform
+	dev.IntegrationID = a.IntegrationID
+	if a.User != "" {
+		dev.User = a.User
+	}
+	dev.LastAttested = a.At
+	dev.UpdatedAt = a.At
+	if dev.TPMAKName == "" {
+		dev.TPMAKName = a.TPMAKName
+	}
+	if a.Certificate == nil {
+		return dev, nil, false
+	}
+	if bind == nil {
+		bind = &Binding{
+			CertSHA256: a.Certificate.SHA256,
+			DeviceID:   a.DeviceID,
+			Serial:     a.Certificate.Serial,
+			CAID:       a.Certificate.CAID,
+			BoundAt:    a.At,
+		}
+	}
+	bind.LastUsedAt = a.At
+	if !slices.ContainsFunc(dev.Certificates, func(c DeviceCertificate) bool { return c.SHA256 == a.Certificate.SHA256 }) {
+		dev.Certificates = append(dev.Certificates, *a.Certificate)
+	}
+	return dev, bind, false
 }

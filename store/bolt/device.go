@@ -50,41 +50,10 @@ func (db *DB) RecordAttestation(ctx context.Context, a *store.Attestation) (*sto
 				return err
 			}
 		}
-		if bind != nil && (bind.DeviceID != a.DeviceID || bind.Revoked) {
-			refused = true
+		if dev, bind, refused = a.Apply(dev, bind); refused {
 			return nil
 		}
-		if dev != nil && (dev.Status == store.DeviceSuspended || dev.Status == store.DeviceDeactivated) {
-			refused = true
-			return nil
-		}
-		if dev == nil || dev.Status == store.DeviceDeleted {
-			dev = &store.Device{ID: a.DeviceID, Status: store.DeviceActive, FirstSeen: a.At}
-		}
-		dev.Platform = a.Platform
-		dev.IntegrationID = a.IntegrationID
-		if a.User != "" {
-			dev.User = a.User
-		}
-		dev.LastAttested = a.At
-		dev.UpdatedAt = a.At
-		if dev.TPMAKName == "" {
-			dev.TPMAKName = a.TPMAKName
-		}
-		if a.Certificate != nil {
-			if bind == nil {
-				bind = &store.Binding{
-					CertSHA256: a.Certificate.SHA256,
-					DeviceID:   a.DeviceID,
-					Serial:     a.Certificate.Serial,
-					CAID:       a.Certificate.CAID,
-					BoundAt:    a.At,
-				}
-			}
-			bind.LastUsedAt = a.At
-			if !hasCertificate(dev, a.Certificate.SHA256) {
-				dev.Certificates = append(dev.Certificates, *a.Certificate)
-			}
+		if bind != nil {
 			if err := put(bindings, []byte(bind.CertSHA256), bind); err != nil {
 				return err
 			}
@@ -99,15 +68,6 @@ func (db *DB) RecordAttestation(ctx context.Context, a *store.Attestation) (*sto
 		return dev, bind, fmt.Errorf("bolt: record attestation %s: %w", a.DeviceID, store.ErrConflict)
 	}
 	return dev, bind, nil
-}
-
-func hasCertificate(d *store.Device, sha string) bool {
-	for _, c := range d.Certificates {
-		if c.SHA256 == sha {
-			return true
-		}
-	}
-	return false
 }
 
 // getDevice returns the device id, or nil when absent.

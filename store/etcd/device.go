@@ -91,36 +91,8 @@ func (s *Store) recordAttestation(ctx context.Context, a *store.Attestation) (de
 			return nil, nil, false, fmt.Errorf("binding %s: %w", a.Certificate.SHA256, err)
 		}
 	}
-	refused = (bind != nil && (bind.DeviceID != a.DeviceID || bind.Revoked)) ||
-		(dev != nil && (dev.Status == store.DeviceSuspended || dev.Status == store.DeviceDeactivated))
-	if !refused {
-		if dev == nil || dev.Status == store.DeviceDeleted {
-			dev = &store.Device{ID: a.DeviceID, Status: store.DeviceActive, FirstSeen: a.At}
-		}
-		dev.Platform = a.Platform
-		dev.IntegrationID = a.IntegrationID
-		if a.User != "" {
-			dev.User = a.User
-		}
-		dev.LastAttested = a.At
-		dev.UpdatedAt = a.At
-		if dev.TPMAKName == "" {
-			dev.TPMAKName = a.TPMAKName
-		}
-		if a.Certificate != nil {
-			if bind == nil {
-				bind = &store.Binding{
-					CertSHA256: a.Certificate.SHA256,
-					DeviceID:   a.DeviceID,
-					Serial:     a.Certificate.Serial,
-					CAID:       a.Certificate.CAID,
-					BoundAt:    a.At,
-				}
-			}
-			bind.LastUsedAt = a.At
-			if !hasCertificate(dev, a.Certificate.SHA256) {
-				dev.Certificates = append(dev.Certificates, *a.Certificate)
-			}
+	if dev, bind, refused = a.Apply(dev, bind); !refused {
+		if bind != nil {
 			op, err := putJSON(bindKey, bind)
 			if err != nil {
 				return nil, nil, false, err
@@ -179,15 +151,6 @@ func decodeOrNil[T any](kv *mvccpb.KeyValue) (*T, error) {
 		return nil, fmt.Errorf("decode: %w", err)
 	}
 	return v, nil
-}
-
-func hasCertificate(d *store.Device, sha string) bool {
-	for _, c := range d.Certificates {
-		if c.SHA256 == sha {
-			return true
-		}
-	}
-	return false
 }
 
 // GetDevice returns the device id; store.ErrNotFound if absent.

@@ -160,8 +160,8 @@ func Init(ctx context.Context, st Stores, kek *KEK, cfg Config) (*Authority, err
 	if err != nil {
 		return nil, err
 	}
-	cfg.Logger.InfoContext(ctx, "ca initialized",
-		"root_id", rootRec.ID, attrCAID, interRec.ID, "ra_id", raID, "key_type", cfg.KeyType,
+	cfg.Logger.InfoContext(ctx, EventInit, "target", interRec.ID, "outcome", "success",
+		"root_id", rootRec.ID, "ra_id", raID, "key_type", cfg.KeyType,
 		"intermediate_not_after", h.inter.NotAfter)
 	return a, nil
 }

@@ -375,7 +375,7 @@ func TestRootKeyExportAndRemoval(t *testing.T) {
 			if !opened.Trusts(cert) || !a.Trusts(cert) {
 				t.Errorf("Trusts(issued after root key removal) = false, want true")
 			}
-			for _, msg := range []string{`"msg":"root key exported"`, `"msg":"root key removed"`} {
+			for _, msg := range []string{`"msg":"certificate_authority.export_root_key"`, `"msg":"certificate_authority.remove_root_key"`} {
 				if !bytes.Contains([]byte(audit.String()), []byte(msg)) {
 					t.Errorf("audit log lacks %s:\n%s", msg, audit.String())
 				}

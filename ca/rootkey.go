@@ -29,7 +29,7 @@ func (a *Authority) ExportRootKey(ctx context.Context) ([]byte, error) {
 		return nil, fmt.Errorf("ca: export root key %s: %w", rec.ID, err)
 	}
 	defer clear(der)
-	a.cfg.Logger.WarnContext(ctx, "root key exported", "root_id", rec.ID)
+	a.cfg.Logger.WarnContext(ctx, EventExportRootKey, "target", rec.ID, "subject", rec.Subject, "outcome", "success")
 	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
 }
 
@@ -49,6 +49,6 @@ func (a *Authority) RemoveRootKey(ctx context.Context) error {
 	if err := a.st.UpdateCA(ctx, &updated); err != nil {
 		return fmt.Errorf("ca: remove root key %s: %w", rec.ID, err)
 	}
-	a.cfg.Logger.WarnContext(ctx, "root key removed", "root_id", rec.ID)
+	a.cfg.Logger.WarnContext(ctx, EventRemoveRootKey, "target", rec.ID, "subject", rec.Subject, "outcome", "success")
 	return nil
 }

@@ -45,6 +45,11 @@ const (
 	EventRotate   = "certificate_authority.rotate"
 	EventActivate = "certificate_authority.activate"
 	EventDelete   = "certificate_authority.delete"
+	// EventInit, EventExportRootKey and EventRemoveRootKey: the hierarchy
+	// was created; the root key was exported, or removed from the store.
+	EventInit          = "certificate_authority.init"
+	EventExportRootKey = "certificate_authority.export_root_key"
+	EventRemoveRootKey = "certificate_authority.remove_root_key"
 )
 
 // RotateOptions configure Rotate.

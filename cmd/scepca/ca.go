@@ -52,7 +52,12 @@ func runCA(ctx context.Context, args []string, env func(string) string, stdout, 
 		return err
 	}
 	defer st.Close()
-	a, err := ca.Open(ctx, st, kek, o.caConfig("", auditLogger(stderr)))
+	audit, ctx, auditDone, err := cliAudit(ctx, st, stderr)
+	if err != nil {
+		return err
+	}
+	defer auditDone()
+	a, err := ca.Open(ctx, st, kek, o.caConfig("", audit))
 	if err != nil {
 		return err
 	}

@@ -25,7 +25,12 @@ func runInit(ctx context.Context, args []string, env func(string) string, stdout
 		return err
 	}
 	defer st.Close()
-	a, err := ca.Init(ctx, st, kek, o.caConfig(*publicURL, auditLogger(stderr)))
+	audit, ctx, auditDone, err := cliAudit(ctx, st, stderr)
+	if err != nil {
+		return err
+	}
+	defer auditDone()
+	a, err := ca.Init(ctx, st, kek, o.caConfig(*publicURL, audit))
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/pem"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -69,9 +70,24 @@ func TestInitAndRootOffline(t *testing.T) {
 		t.Fatal(err)
 	}
 	cas, err := db.ListCAs(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The offline changes are stored audit events, as the API's are.
+	events, err := db.ListEvents(t.Context(), store.EventFilter{Types: []string{"certificate_authority."}})
 	db.Close()
 	if err != nil {
 		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range events {
+		if e.Actor != "cli" || e.Outcome != store.OutcomeSuccess || e.Target == "" {
+			t.Errorf("event %s = actor %q outcome %q target %q, want cli, SUCCESS and a target", e.Type, e.Actor, e.Outcome, e.Target)
+		}
+		got = append(got, e.Type)
+	}
+	if want := []string{"certificate_authority.remove_root_key", "certificate_authority.export_root_key", "certificate_authority.init"}; !slices.Equal(got, want) {
+		t.Errorf("stored events = %q, want %q (newest first)", got, want)
 	}
 	for _, c := range cas {
 		if c.Role == store.RoleRoot && len(c.KeyCiphertext) != 0 {

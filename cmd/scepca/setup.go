@@ -13,9 +13,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/scepca/scepca/admin"
 	"github.com/scepca/scepca/ca"
+	"github.com/scepca/scepca/internal/auditlog"
 	"github.com/scepca/scepca/store"
 	"github.com/scepca/scepca/store/bolt"
 	"github.com/scepca/scepca/store/etcd"
@@ -199,10 +201,25 @@ func newLogger(w io.Writer, level string) (*slog.Logger, error) {
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l})), nil
 }
 
-// auditLogger writes audit events of CLI commands (CA creation, root key
-// export and removal) as JSON lines to w.
-func auditLogger(w io.Writer) *slog.Logger {
-	return slog.New(slog.NewJSONHandler(w, nil)).With("log", "audit")
+// cliAudit is the audit logger of a command that changes the data
+// directory itself (init; ca export-root-key, remove-root-key, rotate,
+// activate, delete): JSON lines on w, and events in st with actor "cli"
+// in the returned context, so that GET /api/v1/logs shows these offline
+// changes beside the API's. done stores what is queued; call it before the
+// store closes.
+func cliAudit(ctx context.Context, st store.AuditStore, w io.Writer) (logger *slog.Logger, actx context.Context, done func(), err error) {
+	h, err := auditlog.New(auditlog.Config{
+		Sink:   eventSink{st},
+		Next:   slog.New(slog.NewJSONHandler(w, nil)).With("log", "audit").Handler(),
+		Logger: slog.New(slog.NewJSONHandler(w, nil)),
+	})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = h.Run(runCtx) })
+	return slog.New(h), auditlog.WithActor(ctx, "cli"), func() { cancel(); wg.Wait() }, nil
 }
 
 // randomToken returns a 256-bit random token, base64url.

@@ -50,12 +50,25 @@ lint:
 vuln:
 	$(GO) run golang.org/x/vuln/cmd/govulncheck@v1.9.0 ./...
 
-# fuzz runs every fuzz target briefly (FUZZTIME each).
+# fuzz runs every fuzz target briefly (FUZZTIME each). A failure is a
+# crasher, which go test writes to testdata/fuzz/<target>/. Go 1.26's fuzz
+# coordinator can also fail a clean run with a bare "context deadline
+# exceeded" as -fuzztime ends (golang/go#75804, fixed in Go 1.27): that,
+# with no crasher written, is reported and not held against the run.
 fuzz:
 	@for pkg in $$($(GO) list ./...); do \
+		dir=$$($(GO) list -f '{{.Dir}}' $$pkg); \
 		for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
 			echo "fuzz $$pkg $$f"; \
-			$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+			before=$$(ls $$dir/testdata/fuzz/$$f 2>/dev/null | wc -l); \
+			out=$$($(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg 2>&1); rc=$$?; \
+			echo "$$out"; \
+			after=$$(ls $$dir/testdata/fuzz/$$f 2>/dev/null | wc -l); \
+			if [ $$rc -ne 0 ]; then \
+				if [ "$$after" = "$$before" ] && echo "$$out" | grep -qx '    context deadline exceeded'; then \
+					echo "fuzz $$f: Go's fuzz coordinator deadline race (golang/go#75804), no crasher written: not a failure"; \
+				else exit 1; fi; \
+			fi; \
 		done; \
 	done
 

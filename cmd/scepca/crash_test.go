@@ -28,6 +28,10 @@ type received struct {
 	repeats []string
 }
 
+func newReceived() *received {
+	return &received{certs: map[string][]byte{}, byTx: map[string]string{}}
+}
+
 // add records the certificate a SUCCESS reply to transaction txID carried.
 // A retry of the same transaction may legitimately return the certificate
 // it was issued before (idempotency), any other repeated serial is a reuse.
@@ -91,6 +95,23 @@ func (cc *crashClient) message(n int) (*scepclient.Message, error) {
 	}, nil
 }
 
+// enrollNth builds the n-th message and enrolls it; an error unless the
+// answer is SUCCESS.
+func (cc *crashClient) enrollNth(ctx context.Context, n int, got *received) error {
+	m, err := cc.message(n)
+	if err != nil {
+		return err
+	}
+	status, err := cc.enroll(ctx, m, got)
+	if err != nil {
+		return fmt.Errorf("enroll %s: %w", m.TransactionID, err)
+	}
+	if status != scepclient.StatusSuccess {
+		return fmt.Errorf("enroll %s: status %q, want SUCCESS", m.TransactionID, status)
+	}
+	return nil
+}
+
 // enroll sends m and records a SUCCESS. It returns the reply status, or an
 // error when no verified reply came back.
 func (cc *crashClient) enroll(ctx context.Context, m *scepclient.Message, got *received) (string, error) {
@@ -124,7 +145,7 @@ func TestCrashKill9UnderLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	data := t.TempDir()
-	got := &received{certs: map[string][]byte{}, byTx: map[string]string{}}
+	got := newReceived()
 
 	s1, cmd1 := startProcess(t, data)
 	cc := newCrashClient(t, s1, ids)
@@ -199,12 +220,8 @@ func TestCrashKill9UnderLoad(t *testing.T) {
 		return true
 	})
 	for i := range afterRestart {
-		m, err := cc.message(1_000_000 + i)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if status, err := cc.enroll(t.Context(), m, got); err != nil || status != scepclient.StatusSuccess {
-			t.Fatalf("enrollment after restart: status %q, %v", status, err)
+		if err := cc.enrollNth(t.Context(), 1_000_000+i, got); err != nil {
+			t.Fatalf("enrollment after restart: %v", err)
 		}
 	}
 	if err := s2.Stop(); err != nil {

@@ -48,15 +48,11 @@ func TestStoreMigrateBoltToEtcd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := &received{certs: map[string][]byte{}, byTx: map[string]string{}}
+	got := newReceived()
 	cc := newCrashClient(t, s, ids)
 	for i := range 5 {
-		m, err := cc.message(i)
-		if err != nil {
+		if err := cc.enrollNth(t.Context(), i, got); err != nil {
 			t.Fatal(err)
-		}
-		if status, err := cc.enroll(t.Context(), m, got); err != nil || status != scepclient.StatusSuccess {
-			t.Fatalf("enroll: %q, %v", status, err)
 		}
 	}
 	dyn := createDynamic(t, s, "")
@@ -147,12 +143,8 @@ func TestStoreMigrateBoltToEtcd(t *testing.T) {
 		}
 	}
 	cc = newCrashClient(t, e, ids)
-	m, err := cc.message(100)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if status, err := cc.enroll(t.Context(), m, got); err != nil || status != scepclient.StatusSuccess {
-		t.Errorf("enroll on etcd after the migration: %q, %v", status, err)
+	if err := cc.enrollNth(t.Context(), 100, got); err != nil {
+		t.Errorf("enroll on etcd after the migration: %v", err)
 	}
 	est := (&replicas{etcd: srv, prefix: prefix}).store(t)
 	checkStored(t, est, got)

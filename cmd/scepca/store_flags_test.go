@@ -1,18 +1,12 @@
 package main
 
 import (
-	"crypto/x509"
-	"encoding/pem"
 	"io"
-	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/scepca/scepca/internal/etcdtest"
-	"github.com/scepca/scepca/internal/testpki"
 )
 
 // TestServeEtcdTLS: `serve --store etcd` with --etcd-ca, --etcd-cert and
@@ -20,43 +14,8 @@ import (
 // same through SCEPCA_* variables; /readyz's store check passes.
 func TestServeEtcdTLS(t *testing.T) {
 	t.Parallel()
-	h := testpki.CA(t)
-	dir := t.TempDir()
-	write := func(name string, certs []*x509.Certificate, key any) string {
-		var out []byte
-		for _, c := range certs {
-			out = append(out, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
-		}
-		if key != nil {
-			der, err := x509.MarshalPKCS8PrivateKey(key)
-			if err != nil {
-				t.Fatal(err)
-			}
-			out = append(out, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})...)
-		}
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, out, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	serverKey := testpki.RSAKeyN(t, 2048, 1)
-	server := h.Issue(t, &serverKey.PublicKey, "etcd", testpki.WithTemplate(func(c *x509.Certificate) {
-		c.IPAddresses = []net.IP{net.ParseIP("127.0.0.1")}
-		c.KeyUsage = x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment
-		// etcd also dials itself with it (its gRPC gateway): clientAuth too.
-		c.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
-	}))
-	clientKey := testpki.RSAKeyN(t, 2048, 2)
-	client := h.Issue(t, &clientKey.PublicKey, "scepca")
-	files := &etcdtest.TLSFiles{
-		CA:   write("ca.pem", []*x509.Certificate{h.Root}, nil),
-		Cert: write("server.pem", []*x509.Certificate{server, h.Intermediate}, nil),
-		Key:  write("server-key.pem", nil, serverKey),
-	}
-	clientCert := write("client.pem", []*x509.Certificate{client, h.Intermediate}, nil)
-	clientKeyFile := write("client-key.pem", nil, clientKey)
-	srv := etcdtest.StartLocal(t, files)
+	srv, files := etcdtest.StartTLS(t)
+	clientCert, clientKeyFile := files.Cert, files.Key
 	ep := strings.Join(srv.Endpoints, ",")
 
 	s := startServer(t, "--store", "etcd", "--etcd-endpoints", ep, "--etcd-prefix", "/tls-flags/",

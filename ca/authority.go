@@ -506,34 +506,32 @@ func (a *Authority) IntermediateID() string { return a.snap().interID }
 // certificates) is signed with it. That is the active intermediate and
 // each retired one whose key the store still holds, until it expires.
 func (a *Authority) Issuer(id string) (cert *x509.Certificate, key crypto.Signer, ok bool) {
+	c, ok := a.findIssuer(func(c issuingCA) bool { return c.id == id })
+	return c.cert, c.key, ok
+}
+
+// findIssuer returns the first issuing CA Issuer serves, the active
+// intermediate first, then the unexpired retired ones, that match accepts.
+func (a *Authority) findIssuer(match func(issuingCA) bool) (issuingCA, bool) {
 	s := a.snap()
-	if id == s.interID {
-		return s.inter, s.interKey, true
+	if active := (issuingCA{id: s.interID, cert: s.inter, key: s.interKey}); match(active) {
+		return active, true
 	}
 	now := a.cfg.Now()
 	for _, r := range s.retired {
-		if r.id == id && now.Before(r.cert.NotAfter) {
-			return r.cert, r.key, true
+		if now.Before(r.cert.NotAfter) && match(r) {
+			return r, true
 		}
 	}
-	return nil, nil, false
+	return issuingCA{}, false
 }
 
 // IssuerID returns the store ID of the issuing CA (the active intermediate
 // or a retired one Issuer still serves) whose subject is the DER name
 // rawSubject, as a SCEP GetCert or GetCRL request names its issuer.
 func (a *Authority) IssuerID(rawSubject []byte) (id string, ok bool) {
-	s := a.snap()
-	if bytes.Equal(rawSubject, s.inter.RawSubject) {
-		return s.interID, true
-	}
-	now := a.cfg.Now()
-	for _, r := range s.retired {
-		if bytes.Equal(rawSubject, r.cert.RawSubject) && now.Before(r.cert.NotAfter) {
-			return r.id, true
-		}
-	}
-	return "", false
+	c, ok := a.findIssuer(func(c issuingCA) bool { return bytes.Equal(c.cert.RawSubject, rawSubject) })
+	return c.id, ok
 }
 
 // RA returns the separate RA certificate, or nil when the intermediate is
